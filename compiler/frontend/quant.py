@@ -1,0 +1,98 @@
+"""QuantizeLinear, DequantizeLinear and QONNX's Quant: the explicit quantization of QDQ graphs."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir.dtypes import ONNX_TO_DTYPE, DType
+from .context import ImportContext, NodeView, handler
+
+
+def _check_block(ctx: ImportContext, node: NodeView):
+    if node.attr("block_size", 0):
+        raise ctx.error(node, "blocked quantization (block_size) is not supported")
+
+
+def _axis(ctx, node, x, scale):
+    if scale is not None and np.asarray(scale.const if scale.is_const else 0).size > 1:
+        rank = len(x.type.shape)
+        ax = int(node.attr("axis", 1))
+        if not -rank <= ax < rank:
+            raise ctx.error(node, f"axis {ax} is out of range for a rank-{rank} tensor")
+        return ax % rank
+    return None
+
+
+@handler("QuantizeLinear")
+def quantize_linear(ctx: ImportContext, node: NodeView):
+    _check_block(ctx, node)
+    x, scale, zp = (node.inputs + [None, None])[:3]
+    if "output_dtype" in node.attrs and node.attr("output_dtype"):
+        dt = ONNX_TO_DTYPE.get(node.attr("output_dtype"))
+    elif zp is not None:
+        dt = zp.type.dtype
+    else:
+        dt = DType.UINT8
+    if dt is None or not dt.is_int or dt.bits > 16:
+        raise ctx.error(node, f"quantization to {dt.short if dt else 'this type'} is not supported (int4/uint4/int8/uint8/int16/uint16 are)")
+    if x.type.dtype is not DType.FLOAT32:
+        raise ctx.error(node, "QuantizeLinear input must be float32")
+    attrs = {"axis": _axis(ctx, node, x, scale)}
+    return [ctx.emit("quantize", [x, scale, zp], attrs, dtype=dt, name=node.name)]
+
+
+@handler("DequantizeLinear")
+def dequantize_linear(ctx: ImportContext, node: NodeView):
+    _check_block(ctx, node)
+    x, scale, zp = (node.inputs + [None, None])[:3]
+    if not x.type.dtype.is_int or x.type.dtype.bits > 32:
+        raise ctx.error(node, f"DequantizeLinear of {x.type.dtype.short} is not supported")
+    attrs = {"axis": _axis(ctx, node, x, scale)}
+    return [ctx.emit("dequantize", [x, scale, zp], attrs, dtype=DType.FLOAT32, name=node.name)]
+
+
+@handler("Quant", domain="qonnx")
+def qonnx_quant(ctx: ImportContext, node: NodeView):
+    """QONNX Quant = dequantize(clip(round(x / scale + zeropt))) with the range of the bit width."""
+    x, scale, zeropt, bitwidth = node.inputs
+    bits = ctx.const_array(bitwidth, node, "bitwidth")
+    bits_f = float(np.asarray(bits).reshape(-1)[0])
+    if bits_f != int(bits_f) or not 2 <= bits_f <= 16:
+        raise ctx.error(node, f"bit width {bits_f:g} is not supported (integer widths 2..16 are)")
+    bits = int(bits_f)
+    signed = bool(node.attr("signed", 1))
+    narrow = bool(node.attr("narrow", 0))
+    mode = node.attr("rounding_mode", "ROUND")
+    mode = mode.decode() if isinstance(mode, bytes) else mode
+    if mode.upper() not in ("ROUND", "HALF_EVEN"):
+        raise ctx.error(node, f"rounding_mode {mode} is not supported (ROUND is)")
+    s = ctx.const_array(scale, node, "scale")
+    z = ctx.const_array(zeropt, node, "zeropt")
+    if np.any(np.asarray(z) != np.round(np.asarray(z))):
+        raise ctx.error(node, "a fractional zero point is not supported")
+    dt = DType.for_range(bits, signed)
+    lo = -(1 << (bits - 1)) if signed else 0
+    hi = (1 << (bits - 1)) - 1 if signed else (1 << bits) - 1
+    if narrow:
+        lo += 1 if signed else 0
+        hi -= 0 if signed else 1
+    # QONNX broadcasts scale against x (e.g. [C,1,1,1] for weights): find the channel axis.
+    s_arr, z_arr = np.asarray(s, np.float32), np.asarray(z)
+    axis = None
+    if s_arr.size > 1 or z_arr.size > 1:
+        ref = s_arr if s_arr.size > 1 else z_arr
+        rank = len(x.type.shape)
+        full = (1,) * (rank - ref.ndim) + tuple(ref.shape)
+        big = [i for i, d in enumerate(full) if d > 1]
+        if len(big) != 1:
+            raise ctx.error(node, "scale must be per tensor or vary along one axis")
+        axis = big[0]
+    sc = ctx.const(f"{node.name}_scale", s_arr.reshape(-1) if axis is not None else s_arr.reshape(()))
+    zc = ctx.const(f"{node.name}_zp", np.broadcast_to(z_arr.reshape(-1), (s_arr.size,)).astype(dt.np) if axis is not None else z_arr.reshape(()).astype(dt.np), dt)
+    q = ctx.emit("quantize", [x, sc, zc], {"axis": axis, "range": (lo, hi)}, dtype=dt, name=node.name)
+    return [ctx.emit("dequantize", [q, sc, zc], {"axis": axis}, dtype=DType.FLOAT32, name=f"{node.name}_dq")]
+
+
+@handler("BipolarQuant", domain="qonnx")
+def bipolar_quant(ctx: ImportContext, node: NodeView):
+    raise ctx.error(node, "binary (BipolarQuant) layers are not supported yet")

@@ -1,0 +1,55 @@
+"""Small helpers the passes share for matching and building patterns (not a pass)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir.dtypes import DType
+from ..ir.graph import Graph, Node, TensorType, Value
+
+
+def prod(v: Value | None, *ops: str) -> Node | None:
+    """The node producing ``v`` if its op is one of ``ops``."""
+    if v is None or v.producer is None:
+        return None
+    return v.producer if v.producer.op in ops else None
+
+
+def bound_dq(v: Value | None) -> Node | None:
+    """The dequantize (with bound qparams) producing ``v``."""
+    n = prod(v, "dequantize")
+    return n if n is not None and len(n.inputs) == 1 else None
+
+
+def bound_q(n: Node) -> bool:
+    return n.op == "quantize" and len(n.inputs) == 1
+
+
+def single_use(g: Graph, v: Value) -> bool:
+    return g.use_count(v) == 1
+
+
+def only_consumer(g: Graph, v: Value) -> Node | None:
+    cs = g.consumers(v)
+    return cs[0] if len(cs) == 1 and not g.is_output(v) else None
+
+
+def add_dq(g: Graph, a: Value, before: Node, name: str) -> Value:
+    """dequantize(a) as a new float value, inserted before ``before``."""
+    n = g.add_node("dequantize", [a], [TensorType(a.type.shape, DType.FLOAT32, None, a.type.layout)], {"axis": None},
+                   name=name, before=before)
+    return n.out
+
+
+def replace_node_output(g: Graph, old: Value, new: Value) -> None:
+    g.replace_output_keep_name(old, new)
+
+
+def const_like(g: Graph, name: str, data, dtype: DType, quant=None) -> Value:
+    return g.const(name, np.asarray(data), dtype, quant)
+
+
+def per_axis(arr: np.ndarray, axis: int, rank: int) -> np.ndarray:
+    shape = [1] * rank
+    shape[axis] = -1
+    return np.asarray(arr).reshape(shape)

@@ -1,0 +1,64 @@
+"""lower-avgpool: ``Q(avgpool(DQ(a)))`` -> integer average pool.
+
+Same input and output quantization: the integer mean of the window, rounded half away from
+zero over the raw stored values in TFLite arithmetic (TFLite Micro's rule) or half to even over
+zero-point-centred values in ONNX arithmetic (what onnxruntime's float mean then rounds to).
+Different quantization: one requantization of the window sum by ``a_scale / (out_scale * count)``
+when every window has the same count; padded windows of varying count average first, then
+requantize (two roundings).
+"""
+
+from __future__ import annotations
+
+from ..ir.graph import Graph, TensorType
+from . import register
+from ._match import bound_dq, bound_q, single_use
+from .lower_requantize import make_requant, out_range
+
+
+@register("lower-avgpool")
+def lower_avgpool(g: Graph, ctx) -> bool:
+    changed = False
+    for node in list(g.nodes):
+        if not bound_q(node) or node.out.type.quant.per_channel:
+            continue
+        pool = node.inputs[0].producer
+        if pool is None or pool.op != "avgpool" or not single_use(g, pool.out) or not pool.out.type.dtype.is_float:
+            continue
+        dq = bound_dq(pool.inputs[0])
+        if dq is None or dq.inputs[0].type.quant.per_channel:
+            continue
+        a = dq.inputs[0]
+        aq, oq = a.type.quant, node.out.type.quant
+        act = out_range(node)
+        base = {k: pool.attrs[k] for k in ("kernel", "strides", "dilations", "pads", "layout", "count_include_pad") if k in pool.attrs}
+        base.setdefault("dilations", (1, 1))
+        za = int(aq.zero_point)
+        rounding_mode = "away" if ctx.convention == "tflite" else "even"
+        offset = 0 if ctx.convention == "tflite" else za
+        same = aq == oq and a.type.dtype is node.out.type.dtype
+        kh, kw = base["kernel"]
+        uniform = base["count_include_pad"] or tuple(base["pads"]) == (0, 0, 0, 0)
+        if same:
+            attrs = {**base, "in_zp": za, "sum_offset": offset, "rounding": rounding_mode, "requant": None, "out_zp": za, "act": act}
+            new = g.add_node("avgpool", [a], [TensorType(node.out.type.shape, a.type.dtype, oq, pool.out.type.layout)],
+                             attrs, name=pool.name, before=node)
+        elif uniform:
+            ratio = float(aq.scale) / (float(oq.scale) * kh * kw)
+            attrs = {**base, "in_zp": za, "sum_offset": offset, "rounding": rounding_mode,
+                     "requant": make_requant(ratio, ctx), "out_zp": int(oq.zero_point), "act": act}
+            new = g.add_node("avgpool", [a], [TensorType(node.out.type.shape, node.out.type.dtype, oq, pool.out.type.layout)],
+                             attrs, name=pool.name, before=node)
+        else:
+            attrs = {**base, "in_zp": za, "sum_offset": offset, "rounding": rounding_mode, "requant": None, "out_zp": za,
+                     "act": (a.type.dtype.qmin, a.type.dtype.qmax)}
+            mid = g.add_node("avgpool", [a], [TensorType(pool.out.type.shape, a.type.dtype, aq, pool.out.type.layout)],
+                             attrs, name=pool.name, before=node)
+            new = g.add_node("requantize", [mid.out], [node.out.type.with_()],
+                             {"in_zp": za, "requant": make_requant(float(aq.scale) / float(oq.scale), ctx),
+                              "out_zp": int(oq.zero_point), "act": act}, name=node.name, before=node)
+        g.remove(node)
+        g.remove(pool)
+        g.replace_output_keep_name(node.out, new.out)
+        changed = True
+    return changed

@@ -1,0 +1,45 @@
+"""lower-lut: ``Q(f(DQ(a)))`` for an elementwise f (sigmoid, tanh) of an 8-bit tensor -> table lookup.
+
+The table holds, for every input code, exactly what the float graph computes for it (the
+interpreter's float32 f between the two quantization steps), so the lookup is the QDQ graph's
+function itself. Needs per-tensor quantization and at most 8-bit inputs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir.graph import Graph, TensorType
+from ..ir.interpreter import dequantize_array, eval_node, quantize_array
+from . import register
+from ._match import bound_dq, bound_q, single_use
+
+ELEMENTWISE = ("sigmoid", "tanh")
+
+
+@register("lower-lut")
+def lower_lut(g: Graph, ctx) -> bool:
+    changed = False
+    for node in list(g.nodes):
+        if not bound_q(node) or node.out.type.quant.per_channel:
+            continue
+        f = node.inputs[0].producer
+        if f is None or f.op not in ELEMENTWISE or not single_use(g, f.out):
+            continue
+        dq = bound_dq(f.inputs[0])
+        if dq is None:
+            continue
+        a = dq.inputs[0]
+        if a.type.quant.per_channel or a.type.dtype.bits > 8:
+            continue
+        codes = np.arange(a.type.dtype.qmin, a.type.dtype.qmax + 1)
+        real = dequantize_array(codes, a.type.quant)
+        fx = eval_node(f, [real])
+        table = quantize_array(fx, node.out.type.quant, node.out.type.dtype, node.attrs.get("range"))
+        new = g.add_node("lut", [a], [TensorType(node.out.type.shape, node.out.type.dtype, node.out.type.quant, a.type.layout)],
+                         {"table": table.astype(np.int64), "fn": f.op}, name=f.name, before=node)
+        g.remove(node)
+        g.remove(f)
+        g.replace_output_keep_name(node.out, new.out)
+        changed = True
+    return changed

@@ -1,0 +1,82 @@
+"""lower-movement: data movement and max pooling run on the integers themselves.
+
+``op(DQ(a))`` -> ``DQ(op(a))`` for reshape, transpose, maxpool, concat of equally quantized
+inputs, and pad (the pad value quantized; it must land exactly on the grid). ``Q(concat(v...))``
+with differently quantized inputs -> ``concat(Q(v)...)`` so each input is requantized to the
+output grid (what the float graph computes, rounded once per input).
+Not supported: per-channel quantization through a reshape that splits the channel axis.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import McucError
+from ..ir.graph import Graph, TensorType
+from ..ir.quant import QParams
+from . import register
+from ._match import add_dq, bound_dq, bound_q, single_use
+from .bind_qparams import _map_axis
+
+
+@register("lower-movement")
+def lower_movement(g: Graph, ctx) -> bool:
+    changed = False
+    for node in list(g.nodes):
+        if node.op in ("reshape", "transpose", "maxpool", "pad") and node.out.type.dtype.is_float:
+            dq = bound_dq(node.inputs[0])
+            if dq is None:
+                continue
+            a = dq.inputs[0]
+            q = a.type.quant
+            attrs = dict(node.attrs)
+            if node.op == "pad":
+                if q.per_channel:
+                    continue
+                v = float(attrs["value"]) / float(q.scale) + int(q.zero_point)
+                if v != round(v) or not a.type.dtype.qmin <= v <= a.type.dtype.qmax:
+                    raise McucError(f"pad value {attrs['value']} is not representable in the input's quantization",
+                                    where=f"node {node.name!r} (Pad)")
+                attrs["value"] = int(v)
+            if node.op == "maxpool" and q.per_channel:
+                continue
+            try:
+                oq = _map_axis(node, q, forward=True) if node.op != "maxpool" else q
+            except McucError:
+                continue
+            new = g.add_node(node.op, [a], [TensorType(node.out.type.shape, a.type.dtype, oq, node.out.type.layout)],
+                             attrs, name=node.name, before=node)
+            y = add_dq(g, new.out, node, f"{node.name}_dq")
+            g.remove(node)
+            g.replace_output_keep_name(node.out, y)
+            changed = True
+        elif node.op == "concat" and node.out.type.dtype.is_float:
+            dqs = [bound_dq(i) for i in node.inputs]
+            if all(d is not None for d in dqs):
+                ins = [d.inputs[0] for d in dqs]
+                q0 = ins[0].type.quant
+                if all(i.type.quant == q0 and i.type.dtype is ins[0].type.dtype for i in ins) and not q0.per_channel:
+                    new = g.add_node("concat", ins, [TensorType(node.out.type.shape, ins[0].type.dtype, q0, node.out.type.layout)],
+                                     dict(node.attrs), name=node.name, before=node)
+                    y = add_dq(g, new.out, node, f"{node.name}_dq")
+                    g.remove(node)
+                    g.replace_output_keep_name(node.out, y)
+                    changed = True
+        elif bound_q(node):
+            cat = node.inputs[0].producer
+            if cat is None or cat.op != "concat" or not single_use(g, cat.out) or not cat.out.type.dtype.is_float:
+                continue
+            qs = []
+            for i, v in enumerate(cat.inputs):
+                qn = g.add_node("quantize", [v], [TensorType(v.type.shape, node.out.type.dtype, node.out.type.quant, v.type.layout)],
+                                dict(node.attrs), name=f"{node.name}_in{i}", before=node)
+                qs.append(qn.out)
+            new = g.add_node("concat", qs, [node.out.type.with_()], dict(cat.attrs), name=cat.name, before=node)
+            g.remove(node)
+            g.remove(cat)
+            g.replace_output_keep_name(node.out, new.out)
+            changed = True
+    return changed
+
+
+_ = (np, QParams)

@@ -1,0 +1,60 @@
+"""lower-softmax: ``Q(softmax(DQ(a)))`` -> TFLite Micro's integer softmax.
+
+The integer softmax reads int8 and writes int8 with scale 1/256 and zero point -128 (TFLite's
+fixed output quantization, which quantizers also choose). Other input types or output
+quantizations are reached with requantizations around it (so they round twice). Softmax along
+the last axis only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir import rounding
+from ..ir.dtypes import DType
+from ..ir.graph import Graph, TensorType
+from ..ir.quant import QParams
+from . import register
+from ._match import bound_dq, bound_q, single_use
+from .lower_requantize import make_requant, out_range
+
+S8_OUT = QParams(np.float64(1.0 / 256), np.int64(-128), None)
+
+
+@register("lower-softmax")
+def lower_softmax(g: Graph, ctx) -> bool:
+    changed = False
+    for node in list(g.nodes):
+        if not bound_q(node) or node.out.type.quant.per_channel:
+            continue
+        sm = node.inputs[0].producer
+        if sm is None or sm.op != "softmax" or not single_use(g, sm.out) or not sm.out.type.dtype.is_float:
+            continue
+        dq = bound_dq(sm.inputs[0])
+        if dq is None or dq.inputs[0].type.quant.per_channel:
+            continue
+        if sm.attrs["axis"] != len(sm.out.type.shape) - 1:
+            continue
+        a = dq.inputs[0]
+        aq = a.type.quant
+        x = a
+        if a.type.dtype is not DType.INT8:
+            s8 = QParams(aq.scale, np.int64(0), None)
+            x = g.add_node("requantize", [a], [TensorType(a.type.shape, DType.INT8, s8, a.type.layout)],
+                           {"in_zp": int(aq.zero_point), "requant": make_requant(1.0, ctx), "out_zp": 0, "act": (-128, 127)},
+                           name=f"{sm.name}_in", before=node).out
+        mult, shift, diff_min = rounding.softmax_params(float(aq.scale))
+        oq = node.out.type.quant
+        direct = oq == S8_OUT and node.out.type.dtype is DType.INT8 and out_range(node) == (-128, 127)
+        y = g.add_node("softmax", [x], [TensorType(a.type.shape, DType.INT8, S8_OUT, a.type.layout)],
+                       {"axis": sm.attrs["axis"], "mult": mult, "shift": shift, "diff_min": diff_min},
+                       name=sm.name, before=node).out
+        if not direct:
+            y = g.add_node("requantize", [y], [node.out.type.with_()],
+                           {"in_zp": -128, "requant": make_requant((1.0 / 256) / float(oq.scale), ctx),
+                            "out_zp": int(oq.zero_point), "act": out_range(node)}, name=node.name, before=node).out
+        g.remove(node)
+        g.remove(sm)
+        g.replace_output_keep_name(node.out, y)
+        changed = True
+    return changed
