@@ -109,7 +109,8 @@ class Graph:
         # Facts about where the graph came from, used by passes and reports:
         # source path, producer, opset, arithmetic convention ('onnx' or 'tflite').
         self.meta: dict = {}
-        self._names: set[str] = set()
+        self._names: set[str] = set()  # value names
+        self._node_names: set[str] = set()
 
     # -- construction ------------------------------------------------------------------------
     def unique_name(self, base: str) -> str:
@@ -135,7 +136,12 @@ class Graph:
     def add_node(self, op: str, inputs: list, out_types: list[TensorType], attrs: dict | None = None,
                  name: str | None = None, out_names: list[str] | None = None, before: Node | None = None) -> Node:
         """Create a node; it is appended, or inserted before ``before`` to keep topological order."""
-        nname = self.unique_name(name or op)
+        base = name or op
+        nname, k = base, 1
+        while nname in self._node_names:
+            k += 1
+            nname = f"{base}_{k}"
+        self._node_names.add(nname)
         outs = [Value(self.unique_name((out_names or [])[i] if out_names and i < len(out_names) else f"{nname}_out{i}" if len(out_types) > 1 else nname), t)
                 for i, t in enumerate(out_types)]
         node = Node(op, nname, list(inputs), outs, dict(attrs or {}))

@@ -5,6 +5,7 @@
 * an elementwise integer op (requantize, clamp, lut; add of two equally transposed inputs)
   applied to a transposed tensor -> the op first, the transpose after it, so transposes meet
   and cancel; likewise concat (its axis remapped) and the activation of a graph output.
+Transposes with other users stay for them (dead-code removes unused ones).
 Per-channel quantized values are left alone.
 """
 
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 from ..ir.graph import Graph, TensorType
 from . import register
-from ._match import single_use
 from .layout_nhwc import _q_axis
 
 _UNARY = ("requantize", "clamp", "lut")
@@ -37,10 +37,10 @@ def cancel_transposes(g: Graph, ctx) -> bool:
                 changed = True
                 continue
             inner = x.producer
-            if inner is not None and inner.op == "transpose" and single_use(g, x):
+            if inner is not None and inner.op == "transpose":
+                # The inner transpose stays for its other users, if any; dead-code drops it otherwise.
                 node.attrs["perm"] = _compose(inner.attrs["perm"], perm)
                 node.inputs = [inner.inputs[0]]
-                g.remove(inner)
                 changed = True
                 continue
             big = [a for a in perm if x.type.shape[a] != 1]
@@ -60,7 +60,7 @@ def cancel_transposes(g: Graph, ctx) -> bool:
             if not all(t is not None and t.op == "transpose" for t in ts):
                 continue
             perm = tuple(ts[0].attrs["perm"])
-            if any(tuple(t.attrs["perm"]) != perm for t in ts) or not all(single_use(g, i) for i in ins):
+            if any(tuple(t.attrs["perm"]) != perm for t in ts):
                 continue
             if node.op == "add" and ins[0].type.shape != ins[1].type.shape:
                 continue
@@ -78,8 +78,6 @@ def cancel_transposes(g: Graph, ctx) -> bool:
                                attrs, name=node.name, before=node)
             outer = g.add_node("transpose", [inner.out], [node.out.type.with_()], {"perm": perm}, name=f"{node.name}_t", before=node)
             g.remove(node)
-            for t in ts:
-                g.remove(t)
             g.replace_output_keep_name(node.out, outer.out)
             changed = True
     return changed
