@@ -3,7 +3,7 @@
     ONNX file
       -> import                 ONNX nodes -> IR ops with float semantics, explicit quantize/dequantize
       -> normalize  (fixpoint)  fold-constants, reimport, bind-qparams, round-scales-pow2, fold-batchnorm
-      -> lower      (fixpoint)  lower-conv ... lower-lut: integer ops replace every QDQ pattern
+      -> lower      (fixpoint)  lower-conv ... lower-lut, drop-identity: integer ops replace every QDQ pattern
       -> fuse       (fixpoint)  fuse-epilogue: requantization and clamps into their producers
       -> layout     (fixpoint)  layout-nhwc, cancel-transposes, fold-transpose-dense, dead-code
       -> check-lowered          anything still float becomes a precise user error
@@ -25,8 +25,8 @@ from .ir.verifier import verify
 from .passes import PassContext, run_fixpoint, run_pass
 
 NORMALIZE = ["fold-constants", "reimport", "bind-qparams", "round-scales-pow2", "fold-batchnorm"]
-LOWER = ["lower-conv", "fold-bias-add", "lower-activation", "lower-requantize", "lower-movement",
-         "lower-add", "lower-avgpool", "lower-softmax", "lower-lut", "dead-code"]
+LOWER = ["batchnorm-to-conv", "lower-conv", "fold-bias-add", "lower-activation", "lower-requantize", "lower-movement",
+         "lower-add", "lower-avgpool", "lower-softmax", "lower-lut", "drop-identity", "dead-code"]
 FUSE = ["fuse-epilogue", "dead-code"]
 LAYOUT = ["layout-nhwc", "cancel-transposes", "fold-transpose-dense", "fuse-epilogue", "dead-code"]
 

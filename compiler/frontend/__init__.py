@@ -32,13 +32,13 @@ def load_model(path: str | Path, input_shapes: dict[str, list[int]] | None = Non
     except OSError as e:
         raise McucError(f"cannot read the model: {e.strerror}", where=path) from None
     if not data:
-        raise McucError("the file is empty, not an ONNX model", where=path)
+        raise McucError("invalid ONNX file (the file is empty)", where=path)
     try:
         model = onnx.load_from_string(data)
     except (DecodeError, RuntimeError, ValueError) as e:
-        raise McucError(f"not a valid ONNX model (protobuf parse failed: {str(e).splitlines()[0] if str(e) else 'truncated or corrupt'})", where=path) from None
+        raise McucError(f"invalid ONNX file (protobuf parse failed: {str(e).splitlines()[0] if str(e) else 'truncated or corrupt'})", where=path) from None
     if not model.graph.node and not model.graph.output:
-        raise McucError("not a valid ONNX model (no graph: truncated file or another format)", where=path)
+        raise McucError("invalid ONNX file (no graph: truncated, or another format)", where=path)
     try:
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as e:
@@ -188,7 +188,7 @@ def translate(ctx: ImportContext, view: NodeView) -> list:
     if view.domain == "" and view.op_type in FOLD_ONLY:
         return generic(ctx, view)
     dom = f"{view.domain}." if view.domain else ""
-    raise ctx.error(view, f"unsupported operator {dom}{view.op_type}")
+    raise ctx.error(view, f"unsupported op {dom}{view.op_type}")
 
 
 def generic(ctx: ImportContext, view: NodeView) -> list:

@@ -10,7 +10,7 @@ from .qoperator import bias_dq, dq, q
 
 def conv_attrs(ctx: ImportContext, node: NodeView, x_shape, kernel) -> dict:
     if len(x_shape) != 4:
-        raise ctx.error(node, f"only 2-D convolution is supported (input has rank {len(x_shape)})")
+        raise ctx.error(node, f"unsupported: {len(x_shape) - 2}-D convolution (only 2-D Conv is supported)")
     kh, kw = kernel
     strides = list(node.attr("strides", [1, 1]))
     dil = list(node.attr("dilations", [1, 1]))
@@ -28,7 +28,7 @@ def conv_attrs(ctx: ImportContext, node: NodeView, x_shape, kernel) -> dict:
     elif auto != "NOTSET":
         raise ctx.error(node, f"auto_pad {auto} is not supported")
     if len(strides) != 2 or len(dil) != 2 or len(pads) != 4:
-        raise ctx.error(node, "only 2-D convolution is supported")
+        raise ctx.error(node, "unsupported: only 2-D Conv is supported")
     if min(pads) < 0:
         raise ctx.error(node, "negative pads are not supported")
     return {"kernel": (kh, kw), "strides": tuple(strides), "dilations": tuple(dil),
@@ -41,7 +41,7 @@ def conv(ctx: ImportContext, node: NodeView):
     b = node.inputs[2] if len(node.inputs) > 2 else None
     ks = node.attr("kernel_shape") or list(w.type.shape[2:])
     if len(ks) != 2:
-        raise ctx.error(node, f"only 2-D convolution is supported (kernel has {len(ks)} dims)")
+        raise ctx.error(node, f"unsupported: {len(ks)}-D convolution (only 2-D Conv is supported)")
     attrs = conv_attrs(ctx, node, x.type.shape, ks)
     attrs["groups"] = int(node.attr("group", 1))
     if x.type.shape[1] % attrs["groups"] or w.type.shape[0] % attrs["groups"]:

@@ -1,4 +1,5 @@
-"""BatchNormalization (inference form; folded into the preceding conv by fold-batchnorm)."""
+"""BatchNormalization (inference form; folded into the preceding conv by fold-batchnorm, or made a
+depthwise conv by batchnorm-to-conv). Its parameters may be constants or dequantized constants."""
 
 from __future__ import annotations
 
@@ -14,6 +15,4 @@ def batchnorm(ctx: ImportContext, node: NodeView):
     x, scale, bias, mean, var = node.inputs[:5]
     if len(x.type.shape) < 2:
         raise ctx.error(node, "BatchNormalization needs a channel axis")
-    for v, what in ((scale, "scale"), (bias, "B"), (mean, "mean"), (var, "var")):
-        ctx.const_array(v, node, what)
     return [ctx.emit("batchnorm", [x, scale, bias, mean, var], {"epsilon": float(node.attr("epsilon", 1e-5))}, name=node.name)]

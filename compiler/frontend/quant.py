@@ -57,8 +57,8 @@ def qonnx_quant(ctx: ImportContext, node: NodeView):
     x, scale, zeropt, bitwidth = node.inputs
     bits = ctx.const_array(bitwidth, node, "bitwidth")
     bits_f = float(np.asarray(bits).reshape(-1)[0])
-    if bits_f != int(bits_f) or not 2 <= bits_f <= 16:
-        raise ctx.error(node, f"bit width {bits_f:g} is not supported (integer widths 2..16 are)")
+    if bits_f != int(bits_f) or not 2 <= bits_f <= 32 or (bits_f > 16 and not x.is_const):
+        raise ctx.error(node, f"bit width {bits_f:g} is not supported (integer widths 2..16 are, and up to 32 for constants such as biases)")
     bits = int(bits_f)
     signed = bool(node.attr("signed", 1))
     narrow = bool(node.attr("narrow", 0))

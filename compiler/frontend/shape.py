@@ -115,6 +115,19 @@ def pad(ctx: ImportContext, node: NodeView):
     return [ctx.emit("pad", [x], {"pads": tuple(full), "value": v}, name=node.name)]
 
 
+@handler("Cast")
+def cast(ctx: ImportContext, node: NodeView):
+    """Exporters cast quantized tensors to their own type (torch.ao); other casts are shape arithmetic."""
+    from ..ir.dtypes import ONNX_TO_DTYPE
+
+    x = node.inputs[0]
+    if x.is_const or x.type.dtype in (DType.INT64, DType.BOOL):
+        raise NeedConst("cast of a constant")
+    if ONNX_TO_DTYPE.get(int(node.attr("to"))) is x.type.dtype:
+        return [x]
+    raise ctx.error(node, f"a Cast of the {x.type.dtype.short} activation to another type is not supported")
+
+
 @handler("Identity", "Dropout")
 def identity(ctx: ImportContext, node: NodeView):
     if node.op_type == "Dropout" and len(node.output_names) > 1 and node.output_names[1]:

@@ -272,6 +272,9 @@ def _softmax(node, x):
         if ax not in (-1, x.ndim - 1):
             raise ValueError("integer softmax runs along the last axis")
         dt = _out_dtype(node)
+        if node.attrs.get("mode") == "exact":
+            p = rounding.softmax_exact(x.astype(np.int64) - node.inputs[0].type.dtype.qmin, node.attrs["table"])
+            return _store(node, _epilogue(node, p, -1))
         y = rounding.softmax_s8(x, node.attrs["mult"], node.attrs["shift"], node.attrs["diff_min"], dt.qmin, dt.qmax)
         return _store(node, y)
     x = x.astype(np.float32)

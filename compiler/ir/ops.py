@@ -146,7 +146,9 @@ OPS: dict[str, OpDef] = {
         OpDef("clip", 1, 1, required=("lo", "hi"), float_only=True, infer=_infer_same),
         OpDef("sigmoid", 1, 1, float_only=True, infer=_infer_same),
         OpDef("tanh", 1, 1, float_only=True, infer=_infer_same),
-        OpDef("softmax", 1, 1, required=("axis",), int_required=("mult", "shift", "diff_min"), infer=_infer_same),
+        # Integer softmax: mode 'tflite' (TFLite Micro's fixed-point algorithm: mult, shift, diff_min)
+        # or 'exact' (exp table + division, then the epilogue from Q31 probabilities).
+        OpDef("softmax", 1, 1, required=("axis",), int_required=("mode",), infer=_infer_same),
         OpDef("batchnorm", 5, 5, required=("epsilon",), float_only=True, infer=_infer_same),
         OpDef("lut", 1, 1, required=("table",), int_only=True, infer=_infer_same),
         OpDef("maxpool", 1, 1, required=_POOL_ATTRS, infer=_infer_pool),

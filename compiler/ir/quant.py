@@ -86,6 +86,7 @@ class Requant:
     """How int32 accumulators are scaled to the output grid (see rounding.py for the rules).
 
     ``dyadic``: ratio = multiplier * 2^(shift - 31), TFLite double rounding.
+    ``single``: the same ratio, rounded once (CMSIS-NN single rounding).
     ``shift``:  ratio = 2^-shift, round half to even (shift <= 0 is an exact left shift).
     Arrays are per output channel or 0-d.
     """
@@ -97,12 +98,13 @@ class Requant:
     def __post_init__(self):
         self.multiplier = np.asarray(self.multiplier, dtype=np.int64)
         self.shift = np.asarray(self.shift, dtype=np.int64)
-        if self.kind not in ("dyadic", "shift"):
+        if self.kind not in ("dyadic", "single", "shift"):
             raise ValueError(f"unknown requant kind {self.kind}")
 
     @staticmethod
-    def from_ratio(ratio, allow_shift: bool) -> "Requant":
-        """Requantization for real ratio(s); pure shifts where every ratio is 2^k and allowed."""
+    def from_ratio(ratio, allow_shift: bool, single: bool = False) -> "Requant":
+        """Requantization for real ratio(s): a pure shift where every ratio is 2^k and that is
+        allowed, else a multiplier rounded twice (TFLite) or, with ``single``, once."""
         r = np.asarray(ratio, dtype=np.float64)
         flat = r.reshape(-1)
         if allow_shift:
@@ -112,7 +114,7 @@ class Requant:
         pairs = [rounding.quantize_multiplier(float(x)) for x in flat]
         m = np.array([p[0] for p in pairs], np.int64).reshape(r.shape)
         s = np.array([p[1] for p in pairs], np.int64).reshape(r.shape)
-        return Requant("dyadic", m, s)
+        return Requant("single" if single else "dyadic", m, s)
 
     @property
     def per_channel(self) -> bool:
@@ -142,9 +144,9 @@ class Requant:
 
     def text(self) -> str:
         def arr(a):
-            a = np.asarray(a).reshape(-1)
-            return str(int(a[0])) if a.size == 1 and np.asarray(a).ndim == 0 or a.size == 1 else "[" + ",".join(str(int(v)) for v in a) + "]"
+            a = np.asarray(a)
+            return str(int(a)) if a.ndim == 0 else "[" + ",".join(str(int(v)) for v in a.reshape(-1)) + "]"
 
         if self.kind == "shift":
             return f"shift({arr(self.shift)})"
-        return f"dyadic(m={arr(self.multiplier)} s={arr(self.shift)})"
+        return f"{self.kind}(m={arr(self.multiplier)} s={arr(self.shift)})"

@@ -14,6 +14,12 @@ Two requantization rules exist, chosen per operation when the IR is lowered:
   ``rdbpot`` rounds half away from zero. This is what makes MLPerf Tiny models match
   TFLite Micro bit for bit. ``x << left`` saturates to int32 (TFLite leaves that overflow
   undefined; it never happens for ratios below 1, the common case).
+* **single** (a ratio that is not a power of two, in models that follow ONNX arithmetic):
+  CMSIS-NN's single-rounding option, ``y = (x * M + 2^(n-1)) >> n`` with ``n = 31 - shift``
+  (round half up, computed on the exact 64-bit product). Double rounding's intermediate result
+  has only ``2^shift`` resolution, which flips ~0.1% of outputs per layer away from the exactly
+  rounded value that onnxruntime's float arithmetic gives; single rounding agrees with it except
+  at exact ties.
 * **shift** (a ratio that is an exact power of two, in models that follow ONNX arithmetic):
   ``y = round_half_even(x / 2^s)`` for ``s > 0`` and ``x * 2^-s`` (saturated to int32) for
   ``s <= 0``. Half-to-even is ONNX QuantizeLinear's rounding, so power-of-two models are bit
@@ -101,10 +107,23 @@ def multiply_by_quantized_multiplier(x, multiplier, shift) -> np.ndarray:
     return rdbpot(srdhm(sat_i32(x << left), multiplier), right)
 
 
+def multiply_single_round(x, multiplier, shift) -> np.ndarray:
+    """``x * M * 2^(shift - 31)`` rounded once, half up (CMSIS_NN_USE_SINGLE_ROUNDING)."""
+    x = _i64(x)
+    m = _i64(multiplier)
+    n = 31 - _i64(shift)
+    prod = x * m  # |x| <= 2^31, M < 2^31: exact in int64
+    right = np.maximum(n, 1)
+    rounded = (prod + (np.int64(1) << (right - 1))) >> right
+    return np.where(n >= 1, rounded, sat_i32(prod << np.maximum(-n, 0)))
+
+
 def requantize(x, kind: str, multiplier, shift) -> np.ndarray:
     """Scale int32 accumulators by a requantization (before the zero point and clamp)."""
     if kind == "dyadic":
         return multiply_by_quantized_multiplier(x, multiplier, shift)
+    if kind == "single":
+        return multiply_single_round(x, multiplier, shift)
     if kind == "shift":
         return shift_round_half_even(x, shift)
     raise ValueError(f"unknown requantization kind {kind!r}")
@@ -221,6 +240,24 @@ def clz32(x) -> np.ndarray:
     """Count leading zeros of a uint32 (32 for 0)."""
     x = _i64(x) & 0xFFFFFFFF
     return np.vectorize(lambda v: 32 - int(v).bit_length(), otypes=[np.int64])(x)
+
+
+def softmax_exp_table(input_scale: float, bits: int = 8) -> np.ndarray:
+    """exp(-d * scale) in Q30 for every difference d = max - x of a ``bits``-bit input (exact mode)."""
+    d = np.arange(1 << bits, dtype=np.float64)
+    return np.floor(np.exp(-d * float(input_scale)) * (1 << 30) + 0.5).astype(np.int64)
+
+
+def softmax_exact(x, table: np.ndarray) -> np.ndarray:
+    """Softmax probabilities in Q31 along the last axis: round_half_even(T[max - x] * 2^31 / sum T).
+
+    The "exact" integer softmax: a table of exp in Q30 and one integer division per element,
+    so results are the correctly rounded probabilities except for the table's 2^-30 precision.
+    """
+    x = _i64(x)
+    t = np.asarray(table, np.int64)[x.max(axis=-1, keepdims=True) - x]
+    total = t.sum(axis=-1, keepdims=True)
+    return round_div(t << 31, total, "even")
 
 
 def softmax_params(input_scale: float, beta: float = 1.0) -> tuple[int, int, int]:

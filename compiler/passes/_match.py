@@ -25,6 +25,20 @@ def bound_q(n: Node) -> bool:
     return n.op == "quantize" and len(n.inputs) == 1
 
 
+def const_value(v: Value | None) -> np.ndarray | None:
+    """The float value of a constant, or of a dequantized constant (quantizers quantize BN's gamma)."""
+    if v is None:
+        return None
+    if v.is_const:
+        return np.asarray(v.const, np.float64)
+    dq = bound_dq(v)
+    if dq is not None and dq.inputs[0].is_const:
+        from ..ir.interpreter import dequantize_array
+
+        return dequantize_array(dq.inputs[0].const, dq.inputs[0].type.quant).astype(np.float64)
+    return None
+
+
 def single_use(g: Graph, v: Value) -> bool:
     return g.use_count(v) == 1
 

@@ -32,11 +32,11 @@ def qparams_from(g: Graph, node, dtype) -> QParams | None:
         return None
     s = np.asarray(scale.const, dtype=np.float64)
     if s.size == 0:
-        raise McucError("empty scale", where=_where(g, node))
+        raise McucError("invalid scale: empty", where=_where(g, node))
     if not np.all(np.isfinite(s)):
-        raise McucError("scale is NaN or infinite", where=_where(g, node))
+        raise McucError("invalid scale: NaN or infinite", where=_where(g, node))
     if np.any(s <= 0):
-        raise McucError(f"scale must be positive, found {s.reshape(-1)[np.argmin(s.reshape(-1))]:g}", where=_where(g, node))
+        raise McucError(f"invalid scale: must be positive, found {s.reshape(-1)[np.argmin(s.reshape(-1))]:g}", where=_where(g, node))
     z = np.zeros(s.shape, np.int64) if zp is None else np.asarray(zp.const).astype(np.int64)
     if z.size and (z.min() < dtype.qmin or z.max() > dtype.qmax):
         raise McucError(f"zero point outside the {dtype.short} range", where=_where(g, node))

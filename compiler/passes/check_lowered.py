@@ -23,8 +23,8 @@ def _where(g: Graph, node) -> str:
 def check_lowered(g: Graph, ctx) -> bool:
     if not any(n.op in ("quantize", "dequantize") for n in g.nodes) and not any(
             v.type.dtype.is_int for v in g.inputs):
-        raise McucError("the model is a float model without quantization: calibration is needed "
-                        "(quantize it first, e.g. with onnxruntime.quantization or `mcuc quantize`)",
+        raise McucError("float model without quantization: it needs calibration "
+                        "(quantize it first, e.g. with onnxruntime.quantization)",
                         where=g.meta.get("source", "<model>"))
     inputs = {v.id for v in g.inputs}
     outputs = {v.id for v in g.outputs}

@@ -19,7 +19,7 @@ from ..ir.graph import Graph
 from ..ir.interpreter import dequantize_array
 from ..ir.quant import QParams
 from . import register
-from ._match import bound_dq, single_use
+from ._match import bound_dq, const_value, single_use
 
 
 @register("fold-batchnorm")
@@ -31,9 +31,10 @@ def fold_batchnorm(g: Graph, ctx) -> bool:
         conv = bn.inputs[0].producer
         if conv is None or conv.op != "conv2d" or not conv.out.type.dtype.is_float or not single_use(g, conv.out):
             continue
-        if not all(v.is_const for v in bn.inputs[1:]):
+        params = [const_value(v) for v in bn.inputs[1:]]
+        if any(p is None for p in params):
             continue
-        gamma, beta, mean, var = (np.asarray(v.const, np.float64) for v in bn.inputs[1:])
+        gamma, beta, mean, var = params
         k = gamma / np.sqrt(var + bn.attrs["epsilon"])
         o = conv.out.type.shape[1]
         wdq = bound_dq(conv.inputs[1])

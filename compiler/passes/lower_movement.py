@@ -1,7 +1,8 @@
 """lower-movement: data movement and max pooling run on the integers themselves.
 
 ``op(DQ(a))`` -> ``DQ(op(a))`` for reshape, transpose, maxpool, concat of equally quantized
-inputs, and pad (the pad value quantized; it must land exactly on the grid). ``Q(concat(v...))``
+inputs, and pad (the pad value quantized; it must land exactly on the grid). ``Q(reshape(v))`` ->
+``reshape(Q(v))`` (and transpose) so the pattern below a movement op is reached. ``Q(concat(v...))``
 with differently quantized inputs -> ``concat(Q(v)...)`` so each input is requantized to the
 output grid (what the float graph computes, rounded once per input).
 Not supported: per-channel quantization through a reshape that splits the channel axis.
@@ -30,16 +31,16 @@ def lower_movement(g: Graph, ctx) -> bool:
             a = dq.inputs[0]
             q = a.type.quant
             attrs = dict(node.attrs)
-            if node.op == "pad":
-                if q.per_channel:
-                    continue
+            if node.op == "pad" and not q.per_channel:
                 v = float(attrs["value"]) / float(q.scale) + int(q.zero_point)
                 if v != round(v) or not a.type.dtype.qmin <= v <= a.type.dtype.qmax:
                     raise McucError(f"pad value {attrs['value']} is not representable in the input's quantization",
                                     where=f"node {node.name!r} (Pad)")
                 attrs["value"] = int(v)
-            if node.op == "maxpool" and q.per_channel:
-                continue
+            if node.op == "pad" and q.per_channel:
+                if float(attrs["value"]) != 0.0 or np.any(q.zero_point != 0):
+                    continue
+                attrs["value"] = 0  # real zero is the stored zero of every channel
             try:
                 oq = _map_axis(node, q, forward=True) if node.op != "maxpool" else q
             except McucError:
@@ -62,6 +63,8 @@ def lower_movement(g: Graph, ctx) -> bool:
                     g.remove(node)
                     g.replace_output_keep_name(node.out, y)
                     changed = True
+        elif bound_q(node) and _push_q_above_movement(g, node):
+            changed = True
         elif bound_q(node):
             cat = node.inputs[0].producer
             if cat is None or cat.op != "concat" or not single_use(g, cat.out) or not cat.out.type.dtype.is_float:
@@ -77,6 +80,24 @@ def lower_movement(g: Graph, ctx) -> bool:
             g.replace_output_keep_name(node.out, new.out)
             changed = True
     return changed
+
+
+
+def _push_q_above_movement(g: Graph, qnode) -> bool:
+    """``Q(reshape(v))`` -> ``reshape(Q(v))`` (likewise transpose): quantization is elementwise."""
+    mv = qnode.inputs[0].producer
+    if mv is None or mv.op not in ("reshape", "transpose") or not mv.out.type.dtype.is_float:
+        return False
+    if not single_use(g, mv.out) or qnode.out.type.quant.per_channel:
+        return False
+    v = mv.inputs[0]
+    q = g.add_node("quantize", [v], [TensorType(v.type.shape, qnode.out.type.dtype, qnode.out.type.quant, v.type.layout)],
+                   dict(qnode.attrs), name=f"{qnode.name}_pre", before=qnode)
+    new = g.add_node(mv.op, [q.out], [qnode.out.type.with_(layout=mv.out.type.layout)], dict(mv.attrs), name=mv.name, before=qnode)
+    g.remove(qnode)
+    g.remove(mv)
+    g.replace_output_keep_name(qnode.out, new.out)
+    return True
 
 
 _ = (np, QParams)

@@ -13,7 +13,8 @@ from ._match import bound_dq, bound_q
 
 
 def make_requant(ratio, ctx) -> Requant:
-    return Requant.from_ratio(ratio, allow_shift=ctx.convention == "onnx")
+    onnx = ctx.convention == "onnx"
+    return Requant.from_ratio(ratio, allow_shift=onnx, single=onnx)
 
 
 def out_range(qnode):

@@ -1,9 +1,11 @@
-"""lower-softmax: ``Q(softmax(DQ(a)))`` -> TFLite Micro's integer softmax.
+"""lower-softmax: ``Q(softmax(DQ(a)))`` -> an integer softmax along the last axis.
 
-The integer softmax reads int8 and writes int8 with scale 1/256 and zero point -128 (TFLite's
-fixed output quantization, which quantizers also choose). Other input types or output
-quantizations are reached with requantizations around it (so they round twice). Softmax along
-the last axis only.
+TFLite arithmetic: TFLite Micro's fixed-point softmax, which reads int8 and writes int8 with
+scale 1/256 and zero point -128 (other types reached through requantizations around it). ONNX
+arithmetic: the "exact" softmax -- a Q30 table of exp(-d * scale) for every difference d to the
+row maximum, one integer division per element to Q31 probabilities, one requantization to the
+output grid -- which agrees with onnxruntime's float softmax except at ties (TFLite's algorithm
+is off by one step in a few percent of elements).
 """
 
 from __future__ import annotations
@@ -37,6 +39,18 @@ def lower_softmax(g: Graph, ctx) -> bool:
             continue
         a = dq.inputs[0]
         aq = a.type.quant
+        if ctx.convention == "onnx" and a.type.dtype.bits <= 8:
+            oq = node.out.type.quant
+            attrs = {"axis": sm.attrs["axis"], "mode": "exact",
+                     "table": rounding.softmax_exp_table(float(aq.scale), a.type.dtype.bits),
+                     "requant": make_requant(2.0**-31 / float(oq.scale), ctx), "out_zp": int(oq.zero_point),
+                     "act": out_range(node)}
+            y = g.add_node("softmax", [a], [node.out.type.with_()], attrs, name=sm.name, before=node).out
+            g.remove(node)
+            g.remove(sm)
+            g.replace_output_keep_name(node.out, y)
+            changed = True
+            continue
         x = a
         if a.type.dtype is not DType.INT8:
             s8 = QParams(aq.scale, np.int64(0), None)
@@ -47,7 +61,7 @@ def lower_softmax(g: Graph, ctx) -> bool:
         oq = node.out.type.quant
         direct = oq == S8_OUT and node.out.type.dtype is DType.INT8 and out_range(node) == (-128, 127)
         y = g.add_node("softmax", [x], [TensorType(a.type.shape, DType.INT8, S8_OUT, a.type.layout)],
-                       {"axis": sm.attrs["axis"], "mult": mult, "shift": shift, "diff_min": diff_min},
+                       {"axis": sm.attrs["axis"], "mode": "tflite", "mult": mult, "shift": shift, "diff_min": diff_min},
                        name=sm.name, before=node).out
         if not direct:
             y = g.add_node("requantize", [y], [node.out.type.with_()],

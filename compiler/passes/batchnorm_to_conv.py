@@ -1,0 +1,45 @@
+"""batchnorm-to-conv: a BatchNormalization that follows no convolution becomes a depthwise 1x1 conv.
+
+``batchnorm(DQ(a))`` computes ``k * (x - mean) + beta`` per channel with ``k = gamma / sqrt(var + eps)``.
+As a float depthwise convolution its weights are ``sign(k) * 64`` dequantized with scale
+``|k| / 64`` (the 64 keeps the bias, rounded onto the accumulator grid, 64 times finer than the
+input grid) and its bias is ``beta - k * mean``; lower-conv then lowers it like any conv.
+Preconditions: fold-batchnorm had its chance (a BN right after a conv folds into it instead).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir.dtypes import DType
+from ..ir.graph import Graph, TensorType
+from ..ir.quant import QParams
+from . import register
+from ._match import bound_dq, const_value
+
+WEIGHT = 64
+
+
+@register("batchnorm-to-conv")
+def batchnorm_to_conv(g: Graph, ctx) -> bool:
+    changed = False
+    for bn in list(g.nodes):
+        if bn.op != "batchnorm" or bound_dq(bn.inputs[0]) is None or len(bn.inputs[0].type.shape) != 4:
+            continue
+        params = [const_value(v) for v in bn.inputs[1:]]
+        if any(p is None for p in params):
+            continue
+        gamma, beta, mean, var = params
+        k = gamma / np.sqrt(var + bn.attrs["epsilon"])
+        c = bn.inputs[0].type.shape[1]
+        wq = QParams(np.maximum(np.abs(k), 1e-30) / WEIGHT, np.zeros(c, np.int64), 0)
+        w = g.const(f"{bn.name}_w", (np.where(k < 0, -WEIGHT, WEIGHT)).reshape(c, 1, 1, 1), DType.INT8, wq)
+        wf = g.add_node("dequantize", [w], [TensorType(w.type.shape, DType.FLOAT32)], {"axis": None},
+                        name=f"{bn.name}_w_dq", before=bn).out
+        b = g.const(f"{bn.name}_bias", (beta - k * mean).astype(np.float32), DType.FLOAT32)
+        attrs = {"kernel": (1, 1), "strides": (1, 1), "dilations": (1, 1), "pads": (0, 0, 0, 0), "groups": c, "layout": "NCHW"}
+        conv = g.add_node("conv2d", [bn.inputs[0], wf, b], [bn.out.type.with_()], attrs, name=bn.name, before=bn)
+        g.remove(bn)
+        g.replace_output_keep_name(bn.out, conv.out)
+        changed = True
+    return changed
