@@ -7,6 +7,8 @@
   and cancel; likewise concat (its axis remapped) and the activation of a graph output.
 Transposes with other users stay for them (dead-code removes unused ones).
 Per-channel quantized values are left alone.
+Preconditions: layout-nhwc ran; nothing else. Does not move transposes through ops other than
+those listed (pools and convs are layout-specific and keep theirs).
 """
 
 from __future__ import annotations

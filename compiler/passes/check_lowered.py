@@ -3,6 +3,7 @@
 Runs last. A float model (no quantization at all) needs calibration; a float op left between
 quantized ones is not quantized in the model (or is a pattern mcuc does not lower); a generic
 ONNX node left means an operand that had to be constant was computed at run time.
+Preconditions: every other pass ran. Changes nothing.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Add follows TFLite's int8 add (both inputs onto a common grid 2^20 finer than th
 scale, sum, one rescale: what TFLite Micro and CMSIS-NN compute); when the model follows ONNX
 arithmetic and all three scales are powers of two it is exact instead: align by left shifts,
 add, one half-to-even rounding shift. Mul multiplies the centred inputs and requantizes by
-``a_scale * b_scale / out_scale``. Not supported: per-channel inputs.
+``a_scale * b_scale / out_scale``. Preconditions: bind-qparams ran. Not supported: per-channel inputs, adding two constants.
 """
 
 from __future__ import annotations

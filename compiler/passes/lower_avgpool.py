@@ -6,6 +6,7 @@ zero-point-centred values in ONNX arithmetic (what onnxruntime's float mean then
 Different quantization: one requantization of the window sum by ``a_scale / (out_scale * count)``
 when every window has the same count; padded windows of varying count average first, then
 requantize (two roundings).
+Preconditions: bind-qparams ran. Not supported: per-channel inputs.
 """
 
 from __future__ import annotations

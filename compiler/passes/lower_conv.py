@@ -6,7 +6,8 @@ tensor and x per-tensor quantized. The result is the exact int32 accumulator
 it replaces the float op, so later patterns (requantize, activations) see the same QDQ shape.
 Bias: a DequantizeLinear'd int32 whose scale equals the accumulator's (as quantizers emit it) is
 used unchanged; any other bias (float, or another scale) is rounded half to even onto the
-accumulator grid. Not supported: non-constant weights, per-channel activations.
+accumulator grid. Preconditions: bind-qparams (and fold-batchnorm) ran. Not supported: non-constant weights,
+per-channel activations, weights quantized per channel along another axis than the outputs.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ When the float graph feeds ``f``'s result to another float op instead of a quant
 leaves Tanh unquantized, e.g. before an AveragePool), the result is first quantized to int16 with
 scale 2^-15 (f's range is within [-1, 1]): the table then has 16-bit entries and the following op
 sees f to within 2^-16, far below its own output step.
+Preconditions: bind-qparams ran. Not supported: inputs wider than 8 bits (the table would be 64K+).
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ inputs, and pad (the pad value quantized; it must land exactly on the grid). ``Q
 ``reshape(Q(v))`` (and transpose) so the pattern below a movement op is reached. ``Q(concat(v...))``
 with differently quantized inputs -> ``concat(Q(v)...)`` so each input is requantized to the
 output grid (what the float graph computes, rounded once per input).
-Not supported: per-channel quantization through a reshape that splits the channel axis.
+Preconditions: bind-qparams ran. Not supported: per-channel quantization through a reshape that
+splits the channel axis; a pad value that is not on the input's grid.
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 The ratio is ``a.scale / out.scale`` per channel of ``a``; it compiles to a pure shift when it is
 a power of two and the model follows ONNX arithmetic, else to a dyadic multiplier (rounding.py).
+Preconditions: bind-qparams ran. Not supported: per-channel output quantization; per-channel input
+with non-zero zero points.
 """
 
 from __future__ import annotations

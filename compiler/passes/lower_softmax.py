@@ -6,6 +6,7 @@ arithmetic: the "exact" softmax -- a Q30 table of exp(-d * scale) for every diff
 row maximum, one integer division per element to Q31 probabilities, one requantization to the
 output grid -- which agrees with onnxruntime's float softmax except at ties (TFLite's algorithm
 is off by one step in a few percent of elements).
+Preconditions: bind-qparams ran. Not supported: softmax along another axis than the last.
 """
 
 from __future__ import annotations
