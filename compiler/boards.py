@@ -158,10 +158,13 @@ class Board(_Strict):
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-def expand_env(s: str) -> str:
-    """Expand ``${VAR}`` and ``${VAR:-default}`` (default when VAR is unset or empty)."""
+def expand_env(s: str, env=None) -> str:
+    """Expand ``${VAR}`` and ``${VAR:-default}`` (default when VAR is unset or empty in ``env``,
+    the process environment unless given)."""
+    env = os.environ if env is None else env
+
     def sub(m):
-        val = os.environ.get(m.group(1))
+        val = env.get(m.group(1))
         return val if val else (m.group(2) or "")
 
     return _ENV.sub(sub, s)

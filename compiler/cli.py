@@ -144,8 +144,9 @@ def compile_cmd(model, board, out_dir, force, input_shape, rounding, scale_polic
     b = load_board(board)
     g = _lower(model, input_shape, rounding, scale_policy, dump_after)
     man = generate_project(g, b, Path(out_dir), model_name=Path(model).stem, model_sha256=_model_sha256(model), force=force)
-    click.echo(f"wrote {out_dir}: arena {man['arena_bytes']} B (liveness lower bound {man['lower_bound_bytes']} B), "
-               f"flash {man['flash_bytes']} B")
+    mem, flash = man["memory"], man["flash"]
+    click.echo(f"wrote {out_dir}: arena {mem['arena_bytes']} B (liveness lower bound {mem['lower_bound']} B), "
+               f"flash {flash['total_bytes']} B ({flash['weights_bytes']} B weights + {flash['code_bytes']} B code)")
 
 
 @main.command()
@@ -164,16 +165,18 @@ def run(model, board, input_path, output_path, work_dir, input_shape, rounding, 
 
     from .boards import load_board
     from .codegen import generate_project
-    from .io import load_inputs, save_outputs
-    from .sim.host import run_compiled
+    from .io import from_device, load_inputs, save_outputs, to_device
+    from .sim import run_host
 
     b = load_board(board)
+    if not b.simulators.host:
+        raise McucError(f"board {b.name!r} runs only in a simulator, and simulators are not wired to `mcuc run` yet")
     g = _lower(model, input_shape, rounding, scale_policy, dump_after)
     feeds = load_inputs(input_path, g)
     with tempfile.TemporaryDirectory(prefix="mcuc-run-") as tmp:
         d = Path(work_dir) if work_dir else Path(tmp)
         generate_project(g, b, d, model_name=Path(model).stem, model_sha256=_model_sha256(model), force=True)
-        outs = run_compiled(g, b, d, feeds)
+        outs = from_device(g, run_host(d, to_device(g, feeds)))
     if output_path:
         save_outputs(output_path, outs, g)
     n = next(iter(feeds.values())).shape[0]
@@ -186,8 +189,11 @@ def boards():
     """List the boards mcuc can compile for."""
     from .boards import list_boards
 
-    for b in list_boards():
-        click.echo(f"{b.name:24s} {b.description}")
+    from .boards import load_board
+
+    for name in list_boards():
+        b = load_board(name)
+        click.echo(f"{name:24s} {b.description}")
 
 
 if __name__ == "__main__":

@@ -79,3 +79,32 @@ def save_outputs(path: str | Path, outputs: dict[str, np.ndarray], g: Graph) -> 
         _atomic_save(path, lambda t: np.save(t, arr))
     else:
         raise McucError("output file must end in .npy or .npz", where=str(path))
+
+
+def to_device(g: Graph, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Inputs as the compiled C takes them: a float input quantized exactly as the graph's
+    boundary quantize does (the interpreter's own function), an integer input as it is."""
+    from .ir.interpreter import eval_node
+
+    out = {}
+    for v in g.inputs:
+        users = g.consumers(v)
+        qs = [u for u in users if u.op == "quantize"]
+        if v.type.dtype.is_float:
+            if len(qs) != 1:
+                raise McucError(f"float input {v.name!r} must feed exactly one quantize to run compiled")
+            out[v.name] = eval_node(qs[0], [feeds[v.name]])
+        else:
+            out[v.name] = feeds[v.name]
+    return out
+
+
+def from_device(g: Graph, outs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Outputs in the ONNX output types: integer results of a boundary dequantize are dequantized."""
+    from .ir.interpreter import eval_node
+
+    res = {}
+    for v in g.outputs:
+        p = v.producer
+        res[v.name] = eval_node(p, [outs[v.name]]) if p is not None and p.op == "dequantize" else outs[v.name]
+    return res

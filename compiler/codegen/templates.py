@@ -16,10 +16,15 @@ from .. import resources
 from ..errors import McucError
 
 
-@cache
 def environment() -> jinja2.Environment:
+    """The environment over the installed templates/ (one per templates root, cached)."""
+    return _environment(str(resources.templates_dir()))
+
+
+@cache
+def _environment(root: str) -> jinja2.Environment:
     return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(resources.templates_dir())),
+        loader=jinja2.FileSystemLoader(root),
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,

@@ -1,0 +1,361 @@
+"""The generated project: C sources, headers, harness, Makefile and manifest in one directory.
+
+``generate_project`` is the entry point. Every output byte is a function of the graph, the
+board and mcuc itself, except the manifest's ``generated_at``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__, resources
+from ..boards import Board, expand_env, load_board
+from ..errors import McucError
+from ..ir.graph import Graph, Value
+from . import cdata, memory, templates
+from .lower import Layer, Program, lower
+from .names import model_ident
+
+RUNTIME_HEADERS = ("mcuc_round.h", "mcuc_pack.h", "mcuc_port.h")
+HARNESS = "mcuc_harness.c"
+PORT = "mcuc_port.c"
+IO_HEADER = "mcuc_model_io.h"
+MAKE_FLAGS = ["-I.", "-fno-strict-aliasing"]
+_FN = "mcuc_kernel_under_comparison"
+
+
+@dataclass
+class Rendered:
+    files: dict[str, bytes]
+    manifest: dict
+
+
+def _planner_input(prog: Program):
+    """The program as the memory planner sees it."""
+    values: dict[int, memory.PValue] = {}
+
+    def add(v: Value, kind: str = "temp", index: int = 0):
+        if v.id not in values:
+            values[v.id] = memory.PValue(v.id, v.type.nbytes, max(1, v.type.dtype.np.itemsize), kind, index)
+
+    for t in prog.inputs:
+        add(t.value, "input", t.index)
+    consts = {vid: i for i, vid in enumerate(prog.value_consts)}
+    steps = []
+    for layer in prog.layers:
+        ins = []
+        for a in layer.args:
+            if a.kind == "in":
+                add(a.ref)
+                ins.append(a.ref.id)
+        for v in layer.node.inputs:
+            if v is not None and v.is_const and v.id in prog.value_consts:
+                add(v, "const", consts[v.id])
+        # Alias steps read their (possibly constant) input through its storage.
+        if layer.alias and layer.node.inputs[0].is_const:
+            ins = [layer.node.inputs[0].id]
+        add(layer.writes)
+        steps.append(memory.PStep(ins, [layer.writes.id], layer.scratch, layer.alias, layer.inplace))
+    for t in prog.outputs:
+        v = t.value
+        if v.is_const:
+            add(v, "const", consts[v.id])
+        else:
+            add(v)
+    return values, steps
+
+
+def _ptr(prog: Program, plan: memory.MemoryPlan, v: Value, ctype: str, const_consts: dict) -> str:
+    loc = plan.locations[v.id]
+    if loc.kind == "arena":
+        return f"({ctype} *)(arena + {loc.offset})"
+    if loc.kind == "input":
+        return f"in_{prog.inputs[loc.index].cname}"
+    if loc.kind == "output":
+        return f"out_{prog.outputs[loc.index].cname}"
+    return const_consts[loc.index].symbol
+
+
+def _arg_expr(prog, plan, layer: Layer, a, const_list, scratch_off) -> str:
+    if a.kind in ("in", "out"):
+        return _ptr(prog, plan, a.ref, a.ctype, const_list)
+    if a.kind == "array":
+        return a.ref.symbol
+    if a.kind == "scratch":
+        return f"(void *)(arena + {scratch_off})"
+    raise AssertionError(a.kind)
+
+
+def _io_desc(t, role: str, prefix: str) -> dict:
+    q = t.quant
+    scale = cdata.c_float(float(q.scalar_scale())) if q is not None else "1.0e+00f"
+    zp = int(q.scalar_zp()) if q is not None else 0
+    macro = f"{prefix}_{'IN' if role == 'input' else 'OUT'}_{t.cname.upper()}"
+    return {
+        "role": role.capitalize(), "index": t.index, "param": ("in_" if role == "input" else "out_") + t.cname,
+        "macro": macro, "rank": len(t.shape), "shape": list(t.shape) or [1], "size": int(t.value.type.size),
+        "bytes": int(t.value.type.size * t.dtype.np.itemsize), "ctype": t.dtype.ctype, "scale": scale,
+        "zero_point": zp,
+    }
+
+
+def render_project(graph: Graph, board: Board, *, model_name: str, model_sha256: str) -> Rendered:
+    """All files of the project as bytes, and the manifest without its timestamp."""
+    model = model_ident(model_name)
+    families = board.families
+    prog = lower(graph, model)
+    if not prog.outputs:
+        raise McucError("the graph has no outputs")
+    values, steps = _planner_input(prog)
+    plan = memory.plan(values, steps, [t.value.id for t in prog.outputs])
+    memory.check(plan.buffers)
+
+    const_list = list(prog.value_consts.values())
+    kernels_c = f"{model}_kernels.c"
+    kernels_h = f"{model}_kernels.h"
+    files: dict[str, bytes] = {}
+    used_templates: dict[str, str] = {}
+    macros = templates.resolve("_macros.j2", families)
+    kernels, prototypes, calls, layer_info = [], [], [], []
+    # Layers whose specialized kernel is the same C (same shapes and baked constants; arrays
+    # are arguments) share one function: specialization should not cost flash twice.
+    seen: dict[tuple[str, str], str] = {}
+    for i, layer in enumerate(prog.layers):
+        info = {"index": i, "layer": layer.cname, "op": layer.node.op, "function": None, "template": None,
+                "scratch_bytes": layer.scratch, "inplace": i in plan.inplace, "alias": i in plan.aliased}
+        call = {"index": i, "layer": layer.cname, "op": layer.node.op, "func": None, "args": [], "note": ""}
+        if i in plan.aliased:
+            info["template"] = "alias"
+            call["note"] = "shares its input's storage, no code"
+        else:
+            path, canonical = templates.render(layer.template, families, **dict(layer.params, fn=_FN, layer=_FN, macros=macros))
+            func = seen.get((path, canonical))
+            if func is None:
+                func = layer.func
+                seen[(path, canonical)] = func
+                _, text = templates.render(layer.template, families, **dict(layer.params, fn=func, macros=macros))
+                kernels.append(text.strip("\n") + "\n")
+                prototypes.append(f"{func}({', '.join(layer.sig)})")
+            else:
+                call["note"] = "same kernel as an earlier layer"
+            used_templates[layer.template] = path
+            call["func"] = func
+            call["args"] = [_arg_expr(prog, plan, layer, a, const_list, plan.scratch.get(i)) for a in layer.args]
+            if i in plan.inplace:
+                call["note"] = ", ".join(x for x in (call["note"], "in place") if x)
+            info.update(function=func, template=path)
+        calls.append(call)
+        layer_info.append(info)
+
+    arrays = [cdata.c_array(a.symbol, a.ctype, a.data) for a in prog.arrays]
+    weights_bytes = sum(a.nbytes for a in prog.arrays)
+
+    params = [f"const {t.dtype.ctype} *in_{t.cname}" for t in prog.inputs] + \
+             [f"{t.dtype.ctype} *out_{t.cname}" for t in prog.outputs]
+    param_names = [f"in_{t.cname}" for t in prog.inputs] + [f"out_{t.cname}" for t in prog.outputs]
+    copies = []
+    for j, _ in plan.copies:
+        t = prog.outputs[j]
+        copies.append({"index": j, "dst": f"out_{t.cname}",
+                       "src": _ptr(prog, plan, t.value, t.dtype.ctype, const_list),
+                       "bytes": int(t.value.type.size * t.dtype.np.itemsize)})
+    prefix = model.upper()
+    io = [_io_desc(t, "input", prefix) for t in prog.inputs] + [_io_desc(t, "output", prefix) for t in prog.outputs]
+    common = dict(version=__version__, board=board.qualified, model=model, MODEL=prefix)
+
+    def render(name: str, **kw) -> str:
+        path, text = templates.render(name, families, **common, **kw)
+        used_templates[name] = path
+        return text
+
+    files[f"{model}.h"] = render(
+        "model.h.j2", guard=f"{prefix}_H", inputs=io[:len(prog.inputs)], outputs=io[len(prog.inputs):],
+        params=params, arena_bytes=plan.arena_bytes).encode()
+    files[f"{model}.c"] = render(
+        "model.c.j2", kernels_header=kernels_h, arena_bytes=plan.arena_bytes, arena_words=(plan.arena_bytes + 3) // 4,
+        lower_bound=plan.lower_bound, arrays=arrays, params=params, param_names=param_names, calls=calls,
+        copies=copies, n_layer_slots=max(1, len(prog.layers)), timed=any(c["func"] for c in calls)).encode()
+    files[kernels_h] = render("kernels.h.j2", header=kernels_h, guard=f"{prefix}_KERNELS_H", prototypes=prototypes).encode()
+    files[kernels_c] = render("kernels.c.j2", source=kernels_c, header=kernels_h, kernels=kernels).encode()
+
+    def offsets(ts):
+        offs, bytes_, cur = [], [], 0
+        for t in ts:
+            offs.append(cur)
+            n = int(t.value.type.size * t.dtype.np.itemsize)
+            bytes_.append(n)
+            cur += memory.align(n)
+        return offs, bytes_, max(cur, 4)
+
+    in_off, in_bytes, in_total = offsets(prog.inputs)
+    out_off, out_bytes, out_total = offsets(prog.outputs)
+    invoke = [f"(const {t.dtype.ctype} *)(in + {o})" for t, o in zip(prog.inputs, in_off)] + \
+             [f"({t.dtype.ctype} *)(out + {o})" for t, o in zip(prog.outputs, out_off)]
+    files[IO_HEADER] = render(
+        "model_io.h.j2", inputs=prog.inputs, outputs=prog.outputs, in_buf_bytes=in_total, out_buf_bytes=out_total,
+        in_off=in_off or [0], in_bytes=in_bytes or [0], out_off=out_off, out_bytes=out_bytes, invoke_args=invoke,
+        layer_names=[f'"{c["layer"]}"' for c in calls]).encode()
+
+    rt = resources.runtime_dir()
+    for h in RUNTIME_HEADERS:
+        files[h] = (rt / "include" / h).read_bytes()
+    files[HARNESS] = (rt / "harness" / "main.c").read_bytes()
+    files[PORT] = _port_source(families).read_bytes()
+
+    target = f"{model}_host"
+    sources = [f"{model}.c", kernels_c, HARNESS, PORT]
+    headers = [f"{model}.h", kernels_h, IO_HEADER, *RUNTIME_HEADERS]
+    files["Makefile"] = render(
+        "Makefile.j2", target=target, cc=_default_cc(board), cflags=" ".join(board.toolchain.cflags),
+        ldflags=" ".join(board.toolchain.ldflags), sources=sources, headers=headers).encode()
+
+    code = measure_code(files, board, [f"{model}.c", kernels_c])
+    manifest = {
+        "mcuc_version": __version__,
+        "model": model,
+        "model_sha256": model_sha256,
+        "board": board.qualified,
+        "families": list(families),
+        "target": target,
+        "inputs": [_io_manifest(t) for t in prog.inputs],
+        "outputs": [_io_manifest(t) for t in prog.outputs],
+        "layers": layer_info,
+        "templates": dict(sorted(used_templates.items())),
+        "memory": plan.report(),
+        "flash": {
+            "weights_bytes": weights_bytes,
+            "code_bytes": code["text_bytes"],
+            "total_bytes": None if code["text_bytes"] is None else weights_bytes + code["text_bytes"],
+            "code_measured": code,
+        },
+        "files": {name: hashlib.sha256(data).hexdigest() for name, data in sorted(files.items())},
+    }
+    return Rendered(files, manifest)
+
+
+def _io_manifest(t) -> dict:
+    q = t.quant
+    return {
+        "name": t.cname,
+        "graph_name": t.raw_name,
+        "index": t.index,
+        "dtype": t.dtype.name.lower(),
+        "shape": list(t.shape),
+        "scale": None if q is None else float(np.float32(q.scalar_scale())),
+        "zero_point": None if q is None else int(q.scalar_zp()),
+    }
+
+
+def _port_source(families) -> Path:
+    for fam in families:
+        p = resources.runtime_dir() / "port" / fam / "mcuc_port.c"
+        if p.is_file():
+            return p
+    raise McucError(f"no port layer (runtime_c/port/<family>/mcuc_port.c) for families {list(families)}")
+
+
+def _default_cc(board: Board) -> str:
+    """The board's compiler with ${VAR:-default} resolved to its default, so that the Makefile
+    does not depend on the environment it was generated in (make reads $CC itself)."""
+    return expand_env(board.toolchain.cc, env={}) or "cc"
+
+
+def measure_code(files: dict[str, bytes], board: Board, sources: list[str]) -> dict:
+    """Bytes of executable code (.text*) of ``sources`` built with the board's compiler and flags."""
+    cc = board.cc() or "cc"
+    flags = list(board.toolchain.cflags) + MAKE_FLAGS
+    result = {"compiler": os.path.basename(cc.split()[0]) if cc.split() else cc, "flags": flags, "objects": {},
+              "text_bytes": None, "error": None}
+    if shutil.which(cc.split()[0]) is None:
+        result["error"] = f"compiler {cc!r} not found"
+        return result
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.elffile import ELFFile
+    from elftools.elf.constants import SH_FLAGS
+
+    with tempfile.TemporaryDirectory(prefix="mcuc-size-") as tmp:
+        for name, data in files.items():
+            if name.endswith((".c", ".h")):
+                (Path(tmp) / name).write_bytes(data)
+        total = 0
+        for src in sources:
+            obj = Path(tmp) / (src + ".o")
+            r = subprocess.run([*cc.split(), *flags, "-c", src, "-o", obj.name], cwd=tmp, capture_output=True, text=True)
+            if r.returncode != 0:
+                result["error"] = f"{src}: " + _first_error(r.stderr)
+                return result
+            try:
+                with open(obj, "rb") as f:
+                    elf = ELFFile(f)
+                    n = sum(s["sh_size"] for s in elf.iter_sections()
+                            if s.name.startswith(".text") and s["sh_flags"] & SH_FLAGS.SHF_EXECINSTR)
+            except ELFError as e:
+                result["error"] = f"{src}: not an ELF object ({e})"
+                return result
+            result["objects"][src] = int(n)
+            total += int(n)
+        result["text_bytes"] = total
+    return result
+
+
+def _first_error(stderr: str) -> str:
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    for ln in lines:
+        if "error" in ln.lower():
+            return ln
+    return lines[0] if lines else "failed without a message"
+
+
+def _safe_target(out_dir: Path, name: str) -> Path:
+    if "/" in name or "\\" in name or name in ("", ".", "..") or name.startswith("."):
+        raise McucError(f"refusing to write {name!r}: not a plain file name")
+    root = out_dir.resolve()
+    p = (root / name).resolve()
+    if p.parent != root:
+        raise McucError(f"refusing to write {name!r}: it resolves outside {out_dir}")
+    return p
+
+
+def generate_project(graph: Graph, board: Board | str, out_dir, *, model_name: str, model_sha256: str,
+                     force: bool = False) -> dict:
+    """Write the C project for ``graph`` on ``board`` into ``out_dir``; returns the manifest.
+
+    Existing files are only replaced with ``force=True``; nothing is written if any would be
+    replaced without it.
+    """
+    if isinstance(board, str):
+        board = load_board(board)
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise McucError(f"output path {out_dir} exists and is not a directory")
+    rendered = render_project(graph, board, model_name=model_name, model_sha256=model_sha256)
+    manifest = dict(rendered.manifest)
+    manifest["generated_at"] = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
+    files = dict(rendered.files)
+    files["manifest.json"] = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    targets = {name: _safe_target(out_dir, name) for name in files}
+    if not force:
+        clash = next((p for p in targets.values() if p.exists()), None)
+        if clash is not None:
+            raise McucError(f"{clash} exists; use force to overwrite it")
+    for name, p in targets.items():
+        # Write beside the target and rename over it; "x" mode never follows a planted link.
+        tmp = p.with_name(p.name + ".mcuc-tmp")
+        if tmp.is_symlink() or tmp.exists():
+            tmp.unlink()
+        with open(tmp, "xb") as f:
+            f.write(files[name])
+        os.replace(tmp, p)
+    return manifest
