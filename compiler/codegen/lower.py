@@ -276,8 +276,6 @@ class Lowering:
                 raise McucError("graph output is float but not produced by a dequantize", where=f"graph output {go.name!r}")
             if v.is_const:
                 self.value_const(v)
-            if v.type.quant is not None and v.type.quant.per_channel:
-                raise McucError("per-channel quantization of a graph output is not supported", where=f"graph output {go.name!r}")
             cname = out_names.name(len(outputs), go.name, fallback="output")
             outputs.append(IOTensor(v, cname, go.name, len(outputs)))
         return inputs, outputs, skip

@@ -98,14 +98,21 @@ def _arg_expr(prog, plan, layer: Layer, a, const_list, scratch_off) -> str:
 
 def _io_desc(t, role: str, prefix: str) -> dict:
     q = t.quant
-    scale = cdata.c_float(float(q.scalar_scale())) if q is not None else "1.0e+00f"
-    zp = int(q.scalar_zp()) if q is not None else 0
+    if q is not None and q.per_channel:
+        # An output dequantized per channel (e.g. a final int32 accumulator): arrays along QUANT_AXIS.
+        scale = "{" + ", ".join(cdata.c_float(float(s)) for s in q.scale) + "}"
+        zp = "{" + ", ".join(str(int(z)) for z in q.zero_point) + "}"
+        axis = int(q.axis)
+    else:
+        scale = cdata.c_float(float(q.scalar_scale())) if q is not None else "1.0e+00f"
+        zp = f"({int(q.scalar_zp()) if q is not None else 0})"
+        axis = -1
     macro = f"{prefix}_{'IN' if role == 'input' else 'OUT'}_{t.cname.upper()}"
     return {
         "role": role.capitalize(), "index": t.index, "param": ("in_" if role == "input" else "out_") + t.cname,
         "macro": macro, "rank": len(t.shape), "shape": list(t.shape) or [1], "size": int(t.value.type.size),
         "bytes": int(t.value.type.size * t.dtype.np.itemsize), "ctype": t.dtype.ctype, "scale": scale,
-        "zero_point": zp,
+        "zero_point": zp, "quant_axis": axis,
     }
 
 
@@ -251,8 +258,9 @@ def _io_manifest(t) -> dict:
         "index": t.index,
         "dtype": t.dtype.name.lower(),
         "shape": list(t.shape),
-        "scale": None if q is None else float(np.float32(q.scalar_scale())),
-        "zero_point": None if q is None else int(q.scalar_zp()),
+        "scale": None if q is None else [float(np.float32(s)) for s in q.scale] if q.per_channel else float(np.float32(q.scalar_scale())),
+        "zero_point": None if q is None else [int(z) for z in q.zero_point] if q.per_channel else int(q.scalar_zp()),
+        "quant_axis": None if q is None or not q.per_channel else int(q.axis),
     }
 
 
