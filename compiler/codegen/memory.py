@@ -190,7 +190,8 @@ def plan(values: dict[int, PValue], steps: list[PStep], outputs: list[int]) -> M
             scratch_buf[i] = b
             buffers.append(b)
 
-    arena, strategy = place(buffers)
+    bound = lower_bound(buffers, end)
+    arena, strategy = place(buffers, bound)
 
     locations: dict[int, Location] = {}
     for k in values:
@@ -202,7 +203,7 @@ def plan(values: dict[int, PValue], steps: list[PStep], outputs: list[int]) -> M
     copies = [(j, k) for j, k in enumerate(outputs) if locations[k].kind != "output" or locations[k].index != j]
     return MemoryPlan(
         arena_bytes=arena,
-        lower_bound=lower_bound(buffers, end),
+        lower_bound=bound,
         sum_of_tensors=sum(b.size for b in buffers),
         strategy=strategy,
         locations=locations,
@@ -233,8 +234,14 @@ _ORDERS = {
 }
 
 
-def place(buffers: list[Buffer]) -> tuple[int, str]:
-    """Give every buffer an offset; returns (arena bytes, strategy used)."""
+def place(buffers: list[Buffer], bound: int | None = None) -> tuple[int, str]:
+    """Give every buffer an offset; returns (arena bytes, strategy used).
+
+    Greedy first-fit in several orders (TFLite Micro's by-size among them); when none reaches the
+    liveness lower bound ``bound``, a bounded exact search over first-fit candidate offsets tries
+    to close the gap (greedy orders place each buffer without looking ahead, e.g. a small
+    bottleneck tensor between two pairs of ping-pong buffers).
+    """
     best = None
     for name, key in _ORDERS.items():
         placed: list[Buffer] = []
@@ -246,10 +253,51 @@ def place(buffers: list[Buffer]) -> tuple[int, str]:
         size = max((b.offset + b.size for b in buffers), default=0)
         if best is None or size < best[0]:
             best = (size, name, offs)
+    if bound is not None and best[0] > bound:
+        found = _search(buffers, best[0], bound)
+        if found is not None:
+            best = (found[0], "exact_search", found[1])
     size, name, offs = best
     for b in buffers:
         b.offset = offs[id(b)]
     return size, name
+
+
+SEARCH_BUDGET = 200_000  # candidate placements tried before settling for the greedy result
+
+
+def _search(buffers: list[Buffer], best_size: int, bound: int) -> tuple[int, dict[int, int]] | None:
+    """Depth-first search over offsets (0 or the end of a placed buffer), in start order."""
+    order = sorted(buffers, key=lambda b: (b.start, -b.size, str(b.key)))
+    result: list = [None]
+    budget = [SEARCH_BUDGET]
+    limit = [best_size]
+
+    def rec(i: int, placed: list[Buffer], top: int) -> bool:
+        if budget[0] <= 0:
+            return False
+        if i == len(order):
+            limit[0] = top
+            result[0] = (top, {id(b): b.offset for b in order})
+            return top <= bound
+        b = order[i]
+        live = [p for p in placed if p.overlaps_in_time(b)]
+        # Ends of every placed buffer, not only live ones: a gap can open where a dead one was.
+        cands = sorted({0, *(p.offset + p.size for p in placed)})
+        for off in cands:
+            budget[0] -= 1
+            end = off + b.size
+            if end >= limit[0]:
+                continue
+            if any(off < p.offset + p.size and p.offset < end for p in live):
+                continue
+            b.offset = off
+            if rec(i + 1, placed + [b], max(top, end)):
+                return True
+        return False
+
+    rec(0, [], 0)
+    return result[0]
 
 
 def lower_bound(buffers: list[Buffer], n_steps: int) -> int:

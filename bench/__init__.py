@@ -1,0 +1,1 @@
+"""Benchmarks: print figures and write JSON (never asserted by timed tests)."""
