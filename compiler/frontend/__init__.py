@@ -92,8 +92,7 @@ def _fix_input_shapes(model, path, input_shapes):
                     raise McucError(f"input {vi.name!r} has a dynamic dimension {k} ({d!r}); "
                                     f"give a fixed shape with --input-shape {vi.name}=" + ",".join(
                                         str(x) if isinstance(x, int) and x > 0 else "N" for x in dims), where=path)
-        shape = vi.type.tensor_type.shape
-        for k, d in enumerate(shape.dim):
+        for k, d in enumerate(vi.type.tensor_type.shape.dim):
             d.Clear()
             d.dim_value = int(new[k])
     return model

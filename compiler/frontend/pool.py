@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 
 from .context import MS_DOMAIN, ImportContext, NodeView, handler
 from .conv import conv_attrs
@@ -120,5 +119,3 @@ def qlinear_avgpool(ctx: ImportContext, node: NodeView):
     y = ctx.emit("avgpool", [xf], attrs, name=f"{node.name}_pool")
     return [q(ctx, node, y, ys, yz)]
 
-
-_ = np

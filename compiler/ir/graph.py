@@ -110,7 +110,6 @@ class Graph:
         # source path, producer, opset, arithmetic convention ('onnx' or 'tflite').
         self.meta: dict = {}
         self._names: set[str] = set()  # value names
-        self._node_names: set[str] = set()
 
     # -- construction ------------------------------------------------------------------------
     def unique_name(self, base: str) -> str:
@@ -136,12 +135,9 @@ class Graph:
     def add_node(self, op: str, inputs: list, out_types: list[TensorType], attrs: dict | None = None,
                  name: str | None = None, out_names: list[str] | None = None, before: Node | None = None) -> Node:
         """Create a node; it is appended, or inserted before ``before`` to keep topological order."""
-        base = name or op
-        nname, k = base, 1
-        while nname in self._node_names:
-            k += 1
-            nname = f"{base}_{k}"
-        self._node_names.add(nname)
+        # Node names follow the model's (a rewrite keeps the name of the node it replaces); only
+        # value names must be unique.
+        nname = name or op
         outs = [Value(self.unique_name((out_names or [])[i] if out_names and i < len(out_names) else f"{nname}_out{i}" if len(out_types) > 1 else nname), t)
                 for i, t in enumerate(out_types)]
         node = Node(op, nname, list(inputs), outs, dict(attrs or {}))
@@ -184,12 +180,16 @@ class Graph:
         self.outputs = [new if o is old else o for o in self.outputs]
 
     def replace_output_keep_name(self, old: Value, new: Value) -> None:
-        """Replace ``old`` by ``new``; if ``old`` was a graph output, ``new`` takes its name."""
-        if self.is_output(old) and not self.is_output(new):
-            old_name = old.name
-            self._names.discard(new.name)
-            new.name = old_name
+        """Replace every use of ``old`` by ``new``. When ``new`` comes from a node that replaces
+        ``old``'s producer (same node name), it also takes ``old``'s name, so names stay stable
+        through rewrites; a graph output always keeps its name."""
+        same_role = (new.producer is not None and old.producer is not None and new.producer.name == old.producer.name)
+        takes_name = (same_role or self.is_output(old)) and not any(new is v for v in self.inputs) \
+            and not (self.is_output(new) and not self.is_output(old)) and not new.is_const
         self.replace_uses(old, new)
+        if takes_name and new.name != old.name:
+            self._names.discard(new.name)
+            new.name = old.name
 
     def remove(self, node: Node) -> None:
         self.nodes.remove(node)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ir.graph import Graph, TensorType
+from ..ir.graph import Graph
 from ..ir.interpreter import quantize_array
 from . import register
 from ._match import add_dq, bound_dq, bound_q, single_use
@@ -65,5 +65,3 @@ def _quantized_activations(g: Graph) -> bool:
             changed = True
     return changed
 
-
-_ = TensorType

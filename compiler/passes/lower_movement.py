@@ -15,7 +15,6 @@ import numpy as np
 
 from ..errors import McucError
 from ..ir.graph import Graph, TensorType
-from ..ir.quant import QParams
 from . import register
 from ._match import add_dq, bound_dq, bound_q, single_use
 from .bind_qparams import _map_axis
@@ -100,5 +99,3 @@ def _push_q_above_movement(g: Graph, qnode) -> bool:
     g.replace_output_keep_name(qnode.out, new.out)
     return True
 
-
-_ = (np, QParams)
