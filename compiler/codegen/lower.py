@@ -641,7 +641,13 @@ class Lowering:
         ep = self.epilogue(node, cname, params["C"], ep_args)
         args += ep_args
         args.append(self._out_arg(node.out))
-        params.update(IZP=_lit(node.attrs["in_zp"]), ep=ep)
+        if rq.kind not in ("single", "shift"):
+            _fail(node, f"an average pool requantizes with a single rounding, not {rq.kind!r}")
+        if not node.attrs["count_include_pad"] and self._min_taps(params) == 0:
+            _fail(node, "a pooling window lies entirely in the padding")
+        # Padding counted in the mean adds zeros (x - in_zp = 0) but counts in the divisor.
+        params.update(IZP=_lit(node.attrs["in_zp"]), ep=ep,
+                      DIVISOR=str(kh * kw) if node.attrs["count_include_pad"] else "count")
         return self._layer(node, idx, cname, "avgpool_requant.c.j2", self._fn("avgpool", "rq", node, idx), args, params)
 
     # -- data movement -----------------------------------------------------------------------

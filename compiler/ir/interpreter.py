@@ -327,8 +327,9 @@ def _avgpool(node, x):
         s = _windows(node, xx.astype(np.int64) - off, pad).sum(axis=(-2, -1))
         y = rounding.round_div(s, counts, node.attrs["rounding"]) + off
     else:
+        # One rounding of mean * (in_scale / out_scale), whatever the window's count.
         s = _windows(node, xx.astype(np.int64) - node.attrs["in_zp"], 0).sum(axis=(-2, -1))
-        y = rq.apply(s) + node.attrs["out_zp"]
+        y = rounding.requantize_div(s, counts, rq.kind, rq.multiplier, rq.shift) + node.attrs["out_zp"]
     act = node.attrs.get("act") or (dt.qmin, dt.qmax)
     y = rounding.saturate(y, max(act[0], dt.qmin), min(act[1], dt.qmax))
     return _store(node, _from_nchw(node, y))

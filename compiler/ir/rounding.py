@@ -15,11 +15,12 @@ Two requantization rules exist, chosen per operation when the IR is lowered:
   TFLite Micro bit for bit. ``x << left`` saturates to int32 (TFLite leaves that overflow
   undefined; it never happens for ratios below 1, the common case).
 * **single** (a ratio that is not a power of two, in models that follow ONNX arithmetic):
-  CMSIS-NN's single-rounding option, ``y = (x * M + 2^(n-1)) >> n`` with ``n = 31 - shift``
-  (round half up, computed on the exact 64-bit product). Double rounding's intermediate result
-  has only ``2^shift`` resolution, which flips ~0.1% of outputs per layer away from the exactly
-  rounded value that onnxruntime's float arithmetic gives; single rounding agrees with it except
-  at exact ties.
+  ``y = round_half_even(x * M / 2^n)`` with ``n = 31 - shift``, one rounding of the exact 64-bit
+  product (CMSIS-NN's single-rounding option, but ties to even). Double rounding's intermediate
+  result has only ``2^shift`` resolution, which flips ~0.1% of outputs per layer away from the
+  exactly rounded value that onnxruntime's float arithmetic gives. Ties to even because ratios
+  like 0.037 / 0.05 put exact halves within float32 precision of many products, where
+  onnxruntime's float division lands on the half and rounds it to even.
 * **shift** (a ratio that is an exact power of two, in models that follow ONNX arithmetic):
   ``y = round_half_even(x / 2^s)`` for ``s > 0`` and ``x * 2^-s`` (saturated to int32) for
   ``s <= 0``. Half-to-even is ONNX QuantizeLinear's rounding, so power-of-two models are bit
@@ -108,14 +109,8 @@ def multiply_by_quantized_multiplier(x, multiplier, shift) -> np.ndarray:
 
 
 def multiply_single_round(x, multiplier, shift) -> np.ndarray:
-    """``x * M * 2^(shift - 31)`` rounded once, half up (CMSIS_NN_USE_SINGLE_ROUNDING)."""
-    x = _i64(x)
-    m = _i64(multiplier)
-    n = 31 - _i64(shift)
-    prod = x * m  # |x| <= 2^31, M < 2^31: exact in int64
-    right = np.maximum(n, 1)
-    rounded = (prod + (np.int64(1) << (right - 1))) >> right
-    return np.where(n >= 1, rounded, sat_i32(prod << np.maximum(-n, 0)))
+    """``x * M * 2^(shift - 31)`` rounded once, ties to even (|x| <= 2^31, M < 2^31: exact in int64)."""
+    return shift_round_half_even(_i64(x) * _i64(multiplier), 31 - _i64(shift))
 
 
 def requantize(x, kind: str, multiplier, shift) -> np.ndarray:
@@ -127,6 +122,25 @@ def requantize(x, kind: str, multiplier, shift) -> np.ndarray:
     if kind == "shift":
         return shift_round_half_even(x, shift)
     raise ValueError(f"unknown requantization kind {kind!r}")
+
+
+def requantize_div(x, count, kind: str, multiplier, shift) -> np.ndarray:
+    """``x * ratio / count`` rounded once, ties to even: an average scaled to another grid.
+
+    ``single``: ``round_half_even(x * M / (count * 2^(31 - shift)))``; ``shift``:
+    ``round_half_even(x / (count * 2^s))`` (``x * 2^-s / count`` for s <= 0). Exact rational
+    rounding in int64, whatever the window's count.
+    """
+    x = _i64(x)
+    count = _i64(count)
+    if kind == "single":
+        num, den_shift = x * _i64(multiplier), 31 - _i64(shift)
+    elif kind == "shift":
+        num, den_shift = x, _i64(shift)
+    else:
+        raise ValueError(f"requantization kind {kind!r} has no division form")
+    num = np.where(den_shift < 0, num << np.maximum(-den_shift, 0), num)
+    return round_div(num, count << np.maximum(den_shift, 0), "even")
 
 
 def quantize_multiplier(real: float) -> tuple[int, int]:

@@ -3,9 +3,9 @@
 Same input and output quantization: the integer mean of the window, rounded half away from
 zero over the raw stored values in TFLite arithmetic (TFLite Micro's rule) or half to even over
 zero-point-centred values in ONNX arithmetic (what onnxruntime's float mean then rounds to).
-Different quantization: one requantization of the window sum by ``a_scale / (out_scale * count)``
-when every window has the same count; padded windows of varying count average first, then
-requantize (two roundings).
+Different quantization, ONNX arithmetic: one rounding of ``sum * (a_scale / out_scale) / count``
+per window (its own count where padding is excluded). TFLite arithmetic (TFLite Micro never
+rescales in a pool): the mean on the input grid, then a requantization.
 Preconditions: bind-qparams ran. Not supported: per-channel inputs.
 """
 
@@ -38,16 +38,13 @@ def lower_avgpool(g: Graph, ctx) -> bool:
         rounding_mode = "away" if ctx.convention == "tflite" else "even"
         offset = 0 if ctx.convention == "tflite" else za
         same = aq == oq and a.type.dtype is node.out.type.dtype
-        kh, kw = base["kernel"]
-        uniform = base["count_include_pad"] or tuple(base["pads"]) == (0, 0, 0, 0)
         if same:
             attrs = {**base, "in_zp": za, "sum_offset": offset, "rounding": rounding_mode, "requant": None, "out_zp": za, "act": act}
             new = g.add_node("avgpool", [a], [TensorType(node.out.type.shape, a.type.dtype, oq, pool.out.type.layout)],
                              attrs, name=pool.name, before=node)
-        elif uniform:
-            ratio = float(aq.scale) / (float(oq.scale) * kh * kw)
+        elif ctx.convention == "onnx":
             attrs = {**base, "in_zp": za, "sum_offset": offset, "rounding": rounding_mode,
-                     "requant": make_requant(ratio, ctx), "out_zp": int(oq.zero_point), "act": act}
+                     "requant": make_requant(float(aq.scale) / float(oq.scale), ctx), "out_zp": int(oq.zero_point), "act": act}
             new = g.add_node("avgpool", [a], [TensorType(node.out.type.shape, node.out.type.dtype, oq, pool.out.type.layout)],
                              attrs, name=pool.name, before=node)
         else:

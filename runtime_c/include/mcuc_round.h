@@ -129,19 +129,12 @@ static inline int32_t mcuc_mul_by_quantized_multiplier(int32_t x, int32_t multip
     return mcuc_rdbpot(mcuc_srdhm(mcuc_sat_shl_i32(x, left), multiplier), right);
 }
 
-/* x * M * 2^(shift - 31) rounded once, half up (rounding.multiply_single_round; CMSIS-NN's
- * single rounding). |x| <= 2^32 keeps the product inside int64; shift in [-31, 62]. The result
- * is not saturated: callers add the zero point and clamp in int64, as the reference does. */
+/* x * M * 2^(shift - 31) rounded once, half to even (rounding.multiply_single_round).
+ * |x| <= 2^32 keeps the product inside int64; shift in [-31, 62]. The result is not saturated:
+ * callers add the zero point and clamp in int64, as the reference does. */
 static inline int64_t mcuc_multiply_single_round(int64_t x, int32_t multiplier, int32_t shift)
 {
-    int64_t prod = x * multiplier;
-    int n = 31 - (int)shift;
-    if (n >= 1) {
-        /* floor((prod + 2^(n-1)) / 2^n) without forming the sum, which could overflow. */
-        uint64_t r = (uint64_t)prod & ((((uint64_t)1) << n) - 1u);
-        return mcuc_asr64(prod, n) + (r >= (((uint64_t)1) << (n - 1)) ? 1 : 0);
-    }
-    return mcuc_sat_shl_i32(prod, -n);
+    return mcuc_shift_round_half_even(x * multiplier, 31 - (int)shift);
 }
 
 /* rounding.requantize, kind 'single'. */
@@ -209,6 +202,22 @@ static inline int64_t mcuc_round_div_even(int64_t x, int64_t n)
         q += 1;
     }
     return q;
+}
+
+/* rounding.requantize_div, kind 'single': x * M / (count * 2^(31 - shift)), ties to even.
+ * |x * M| < 2^62 (x is a window sum of 8/16-bit values) and 31 - shift in [0, 31]. */
+static inline int64_t mcuc_requantize_div_single(int64_t x, int32_t count, int32_t multiplier, int32_t shift)
+{
+    return mcuc_round_div_even(x * multiplier, (int64_t)count << (31 - shift));
+}
+
+/* rounding.requantize_div, kind 'shift': x * 2^-shift / count, ties to even. */
+static inline int64_t mcuc_requantize_div_shift(int64_t x, int32_t count, int32_t shift)
+{
+    if (shift >= 0) {
+        return mcuc_round_div_even(x, (int64_t)count << shift);
+    }
+    return mcuc_round_div_even(x * ((int64_t)1 << -shift), count);
 }
 
 /* ---- fixed-point helpers of the integer softmax (gemmlowp semantics) ---------------------- */

@@ -137,7 +137,7 @@ class Builder:
         zp = x.type.quant.scalar_zp()
         if requant:
             ozp = int(self.rng.integers(-5, 5))
-            attrs.update(in_zp=zp, sum_offset=0, rounding="away", requant=Requant.from_ratio(1.0 / (kh * kw) * 0.9, False),
+            attrs.update(in_zp=zp, sum_offset=0, rounding="away", requant=Requant.from_ratio(0.9, False, single=True),
                          out_zp=ozp, act=self.act(xdt, ozp))
             return self.node("avgpool", [x], self.ttype((1, oh, ow, c), xdt), attrs)
         off = zp if not include_pad else int(self.rng.integers(-3, 3))
