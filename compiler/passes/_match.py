@@ -39,6 +39,27 @@ def const_value(v: Value | None) -> np.ndarray | None:
     return None
 
 
+def quantized_float_op(g: Graph, qnode: Node, ops) -> Node | None:
+    """The float op of ``Q(op(...))`` -- the pattern the lowering passes rewrite -- if ``qnode`` is a
+    bound per-tensor quantize, its input comes from an op in ``ops`` and nothing else reads it."""
+    if not bound_q(qnode) or qnode.out.type.quant.per_channel:
+        return None
+    op = qnode.inputs[0].producer
+    if op is None or op.op not in ops or not op.out.type.dtype.is_float or g.use_count(op.out) != 1:
+        return None
+    return op
+
+
+def batchnorm_affine(bn: Node) -> tuple[np.ndarray, np.ndarray] | None:
+    """BatchNormalization as ``y = k * x + b`` per channel: (k, b), or None if not constant."""
+    params = [const_value(v) for v in bn.inputs[1:]]
+    if any(p is None for p in params):
+        return None
+    gamma, beta, mean, var = params
+    k = gamma / np.sqrt(var + bn.attrs["epsilon"])
+    return k, beta - k * mean
+
+
 def single_use(g: Graph, v: Value) -> bool:
     return g.use_count(v) == 1
 

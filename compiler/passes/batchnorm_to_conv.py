@@ -18,7 +18,7 @@ from ..ir.dtypes import DType
 from ..ir.graph import Graph, TensorType
 from ..ir.quant import QParams
 from . import register
-from ._match import bound_dq, const_value
+from ._match import batchnorm_affine, bound_dq
 
 MAX_WEIGHT = 1 << 14
 
@@ -29,15 +29,14 @@ def batchnorm_to_conv(g: Graph, ctx) -> bool:
     for bn in list(g.nodes):
         if bn.op != "batchnorm" or bound_dq(bn.inputs[0]) is None or len(bn.inputs[0].type.shape) != 4:
             continue
-        params = [const_value(v) for v in bn.inputs[1:]]
-        if any(p is None for p in params):
+        affine = batchnorm_affine(bn)
+        if affine is None:
             continue
-        gamma, beta, mean, var = params
-        k = gamma / np.sqrt(var + bn.attrs["epsilon"])
+        k, offset = affine
         c = bn.inputs[0].type.shape[1]
         a = bound_dq(bn.inputs[0]).inputs[0]
         sa = float(np.max(a.type.quant.scale))
-        offset_steps = float(np.max(np.abs(beta - k * mean) / (sa * np.maximum(np.abs(k), 1e-30))))
+        offset_steps = float(np.max(np.abs(offset) / (sa * np.maximum(np.abs(k), 1e-30))))
         weight = MAX_WEIGHT
         while weight > 1 and (offset_steps + (1 << a.type.dtype.bits)) * weight >= 2**31:
             weight //= 2
@@ -45,7 +44,7 @@ def batchnorm_to_conv(g: Graph, ctx) -> bool:
         w = g.const(f"{bn.name}_w", (np.where(k < 0, -weight, weight)).reshape(c, 1, 1, 1), DType.INT16, wq)
         wf = g.add_node("dequantize", [w], [TensorType(w.type.shape, DType.FLOAT32)], {"axis": None},
                         name=f"{bn.name}_w_dq", before=bn).out
-        b = g.const(f"{bn.name}_bias", (beta - k * mean).astype(np.float32), DType.FLOAT32)
+        b = g.const(f"{bn.name}_bias", offset.astype(np.float32), DType.FLOAT32)
         attrs = {"kernel": (1, 1), "strides": (1, 1), "dilations": (1, 1), "pads": (0, 0, 0, 0), "groups": c, "layout": "NCHW"}
         conv = g.add_node("conv2d", [bn.inputs[0], wf, b], [bn.out.type.with_()], attrs, name=bn.name, before=bn)
         g.remove(bn)

@@ -19,7 +19,7 @@ from ..ir.graph import Graph
 from ..ir.interpreter import dequantize_array
 from ..ir.quant import QParams
 from . import register
-from ._match import bound_dq, const_value, single_use
+from ._match import batchnorm_affine, bound_dq, single_use
 
 
 @register("fold-batchnorm")
@@ -31,11 +31,10 @@ def fold_batchnorm(g: Graph, ctx) -> bool:
         conv = bn.inputs[0].producer
         if conv is None or conv.op != "conv2d" or not conv.out.type.dtype.is_float or not single_use(g, conv.out):
             continue
-        params = [const_value(v) for v in bn.inputs[1:]]
-        if any(p is None for p in params):
+        affine = batchnorm_affine(bn)
+        if affine is None:
             continue
-        gamma, beta, mean, var = params
-        k = gamma / np.sqrt(var + bn.attrs["epsilon"])
+        k, offset = affine
         o = conv.out.type.shape[1]
         wdq = bound_dq(conv.inputs[1])
         if wdq is not None and wdq.inputs[0].is_const:
@@ -67,7 +66,7 @@ def fold_batchnorm(g: Graph, ctx) -> bool:
             bf = dequantize_array(bv.const, bv.type.quant).astype(np.float64)
         else:
             continue
-        nb = k * (bf - mean) + beta
+        nb = k * bf + offset
         conv.inputs = conv.inputs[:2] + [g.const(f"{conv.name}_bias_bn", nb.astype(np.float32), DType.FLOAT32)]
         g.remove(bn)
         g.replace_output_keep_name(bn.out, conv.out)

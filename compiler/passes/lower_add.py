@@ -12,7 +12,7 @@ from __future__ import annotations
 from ..ir import rounding
 from ..ir.graph import Graph, TensorType
 from . import register
-from ._match import bound_dq, bound_q, single_use
+from ._match import bound_dq, quantized_float_op
 from .lower_requantize import make_requant, out_range
 
 TFLITE_LEFT_SHIFT = {8: 20, 16: 15}
@@ -39,10 +39,8 @@ def add_params(aq, bq, oq, act, in_bits: int, convention: str) -> tuple[str, dic
 def lower_add(g: Graph, ctx) -> bool:
     changed = False
     for node in list(g.nodes):
-        if not bound_q(node) or node.out.type.quant.per_channel:
-            continue
-        op = node.inputs[0].producer
-        if op is None or op.op not in ("add", "mul") or not single_use(g, op.out) or not op.out.type.dtype.is_float:
+        op = quantized_float_op(g, node, ("add", "mul"))
+        if op is None:
             continue
         da, db = bound_dq(op.inputs[0]), bound_dq(op.inputs[1])
         if da is None or db is None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from ..ir.graph import Graph, TensorType
 from . import register
-from ._match import bound_dq, bound_q, single_use
+from ._match import bound_dq, quantized_float_op
 from .lower_requantize import make_requant, out_range
 
 
@@ -21,10 +21,8 @@ from .lower_requantize import make_requant, out_range
 def lower_avgpool(g: Graph, ctx) -> bool:
     changed = False
     for node in list(g.nodes):
-        if not bound_q(node) or node.out.type.quant.per_channel:
-            continue
-        pool = node.inputs[0].producer
-        if pool is None or pool.op != "avgpool" or not single_use(g, pool.out) or not pool.out.type.dtype.is_float:
+        pool = quantized_float_op(g, node, ("avgpool",))
+        if pool is None:
             continue
         dq = bound_dq(pool.inputs[0])
         if dq is None or dq.inputs[0].type.quant.per_channel:

@@ -20,7 +20,7 @@ from ..ir.graph import Graph, TensorType
 from ..ir.quant import QParams
 from ..ir.interpreter import dequantize_array, eval_node, quantize_array
 from . import register
-from ._match import bound_dq, bound_q, single_use
+from ._match import bound_dq, bound_q, quantized_float_op
 
 ELEMENTWISE = ("sigmoid", "tanh")
 INTERNAL = QParams(np.float64(2.0**-15), np.int64(0), None)
@@ -30,10 +30,8 @@ INTERNAL = QParams(np.float64(2.0**-15), np.int64(0), None)
 def lower_lut(g: Graph, ctx) -> bool:
     changed = _quantize_internal_results(g)
     for node in list(g.nodes):
-        if not bound_q(node) or node.out.type.quant.per_channel:
-            continue
-        f = node.inputs[0].producer
-        if f is None or f.op not in ELEMENTWISE or not single_use(g, f.out):
+        f = quantized_float_op(g, node, ELEMENTWISE)
+        if f is None:
             continue
         dq = bound_dq(f.inputs[0])
         if dq is None:

@@ -18,7 +18,7 @@ from ..ir.dtypes import DType
 from ..ir.graph import Graph, TensorType
 from ..ir.quant import QParams
 from . import register
-from ._match import bound_dq, bound_q, single_use
+from ._match import bound_dq, quantized_float_op
 from .lower_requantize import make_requant, out_range
 
 S8_OUT = QParams(np.float64(1.0 / 256), np.int64(-128), None)
@@ -28,10 +28,8 @@ S8_OUT = QParams(np.float64(1.0 / 256), np.int64(-128), None)
 def lower_softmax(g: Graph, ctx) -> bool:
     changed = False
     for node in list(g.nodes):
-        if not bound_q(node) or node.out.type.quant.per_channel:
-            continue
-        sm = node.inputs[0].producer
-        if sm is None or sm.op != "softmax" or not single_use(g, sm.out) or not sm.out.type.dtype.is_float:
+        sm = quantized_float_op(g, node, ("softmax",))
+        if sm is None:
             continue
         dq = bound_dq(sm.inputs[0])
         if dq is None or dq.inputs[0].type.quant.per_channel:
