@@ -58,6 +58,6 @@ def qlinear_conv(ctx: ImportContext, node: NodeView):
     attrs["groups"] = int(node.attr("group", 1))
     xf = dq(ctx, node, x, xs, xz, "x", axis=None)
     wf = dq(ctx, node, w, ws, wz, "w")
-    bf = bias_dq(ctx, node, b, xs, ws, w.type.shape[0])
+    bf = bias_dq(ctx, node, b, xs, ws)
     y = ctx.emit("conv2d", [xf, wf, bf], attrs, name=f"{node.name}_conv")
     return [q(ctx, node, y, ys, yz)]

@@ -56,7 +56,7 @@ def qgemm(ctx: ImportContext, node: NodeView):
     af = dq(ctx, node, a, a_s, a_z, "a", axis=None)
     axis = (0 if trans_b else 1) if b_s.is_const and np.asarray(b_s.const).size > 1 else None
     bf = dq(ctx, node, b, b_s, b_z, "b", axis=axis)
-    cf = bias_dq(ctx, node, c, a_s, b_s, b.type.shape[0 if trans_b else 1])
+    cf = bias_dq(ctx, node, c, a_s, b_s)
     if node.attr("transA", 0):
         raise ctx.error(node, "transA=1 is not supported")
     y = ctx.emit("matmul", [af, bf], {"trans_b": trans_b}, name=f"{node.name}_mm")

@@ -28,7 +28,7 @@ def q(ctx: ImportContext, node: NodeView, v: Value, scale: Value, zp: Value | No
     return ctx.emit("quantize", [v, scale, zp], {"axis": None}, dtype=dt, name=node.name)
 
 
-def bias_dq(ctx: ImportContext, node: NodeView, b: Value | None, x_scale: Value, w_scale: Value, axis_len: int) -> Value | None:
+def bias_dq(ctx: ImportContext, node: NodeView, b: Value | None, x_scale: Value, w_scale: Value) -> Value | None:
     """An int32 QOperator bias has the implied scale x_scale * w_scale (computed in float32, as ORT does)."""
     if b is None:
         return None

@@ -13,7 +13,7 @@ from .context import MS_DOMAIN, ImportContext, NeedConst, NodeView, handler
 from .qoperator import dq, q
 
 
-def _movable(ctx, node, x):
+def _movable(x):
     if x.type.dtype in (DType.INT64, DType.BOOL):
         raise NeedConst("shape arithmetic")  # folded away by fold-constants
     if not x.type.shape and x.producer is not None and x.producer.op == "onnx":
@@ -27,7 +27,7 @@ def reshape_to(ctx, node, x, shape, name=None):
 @handler("Reshape")
 def reshape(ctx: ImportContext, node: NodeView):
     x, s = node.inputs
-    _movable(ctx, node, x)
+    _movable(x)
     shape = ctx.const_ints(s, node, "shape")
     src = list(x.type.shape)
     out = []
@@ -49,7 +49,7 @@ def reshape(ctx: ImportContext, node: NodeView):
 @handler("Flatten")
 def flatten(ctx: ImportContext, node: NodeView):
     x = node.inputs[0]
-    _movable(ctx, node, x)
+    _movable(x)
     ax = int(node.attr("axis", 1)) % max(len(x.type.shape), 1)
     s = x.type.shape
     return [reshape_to(ctx, node, x, (int(np.prod(s[:ax])), int(np.prod(s[ax:]))))]
@@ -58,7 +58,7 @@ def flatten(ctx: ImportContext, node: NodeView):
 @handler("Squeeze", "Unsqueeze")
 def squeeze(ctx: ImportContext, node: NodeView):
     x = node.inputs[0]
-    _movable(ctx, node, x)
+    _movable(x)
     axes = ctx.const_ints(node.inputs[1] if len(node.inputs) > 1 else None, node, "axes", optional=True)
     s = list(x.type.shape)
     if node.op_type == "Squeeze":
@@ -79,7 +79,7 @@ def squeeze(ctx: ImportContext, node: NodeView):
 @handler("Transpose")
 def transpose(ctx: ImportContext, node: NodeView):
     x = node.inputs[0]
-    _movable(ctx, node, x)
+    _movable(x)
     perm = node.attr("perm") or list(reversed(range(len(x.type.shape))))
     return [ctx.emit("transpose", [x], {"perm": tuple(int(p) for p in perm)}, name=node.name)]
 
@@ -87,7 +87,7 @@ def transpose(ctx: ImportContext, node: NodeView):
 @handler("Concat")
 def concat(ctx: ImportContext, node: NodeView):
     for x in node.inputs:
-        _movable(ctx, node, x)
+        _movable(x)
     rank = len(node.inputs[0].type.shape)
     ax = int(node.attr("axis")) % rank
     return [ctx.emit("concat", list(node.inputs), {"axis": ax}, name=node.name)]
@@ -96,7 +96,7 @@ def concat(ctx: ImportContext, node: NodeView):
 @handler("Pad")
 def pad(ctx: ImportContext, node: NodeView):
     x = node.inputs[0]
-    _movable(ctx, node, x)
+    _movable(x)
     mode = node.attr("mode", "constant")
     mode = mode.decode() if isinstance(mode, bytes) else mode
     if mode != "constant":

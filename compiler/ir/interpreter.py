@@ -17,7 +17,7 @@ import numpy as np
 
 from . import rounding
 from .dtypes import DType
-from .graph import Graph, Node, Value
+from .graph import Graph, Node
 from .ops import OPS, is_int_node
 from .quant import QParams
 
@@ -92,7 +92,7 @@ def _exact_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 # --- boundary -------------------------------------------------------------------------------
 
-def _bcast(node_v: Value, arr: np.ndarray, param: np.ndarray, axis: int | None):
+def _bcast(arr: np.ndarray, param: np.ndarray, axis: int | None):
     if axis is None:
         return param
     shape = [1] * arr.ndim
@@ -103,8 +103,8 @@ def _bcast(node_v: Value, arr: np.ndarray, param: np.ndarray, axis: int | None):
 def quantize_array(x: np.ndarray, q, dtype: DType, rng: tuple[int, int] | None = None) -> np.ndarray:
     """ONNX QuantizeLinear in float32 (as onnxruntime computes it), saturated to ``rng``."""
     x = np.asarray(x, dtype=np.float32)
-    scale = _bcast(None, x, q.scale.astype(np.float32), q.axis)
-    zp = _bcast(None, x, q.zero_point, q.axis)
+    scale = _bcast(x, q.scale.astype(np.float32), q.axis)
+    zp = _bcast(x, q.zero_point, q.axis)
     y = rounding.round_half_even_float(x / scale) + zp
     lo, hi = rng if rng is not None else (dtype.qmin, dtype.qmax)
     return rounding.saturate(y, lo, hi).astype(dtype.np)
@@ -112,8 +112,8 @@ def quantize_array(x: np.ndarray, q, dtype: DType, rng: tuple[int, int] | None =
 
 def dequantize_array(x: np.ndarray, q) -> np.ndarray:
     x = np.asarray(x)
-    scale = _bcast(None, x, q.scale.astype(np.float32), q.axis)
-    zp = _bcast(None, x, q.zero_point, q.axis)
+    scale = _bcast(x, q.scale.astype(np.float32), q.axis)
+    zp = _bcast(x, q.zero_point, q.axis)
     return ((x.astype(np.int64) - zp).astype(np.float32) * scale).astype(np.float32)
 
 

@@ -42,7 +42,7 @@ def fold_bias_add(g: Graph, ctx) -> bool:
             if tuple(bshape) not in want:
                 continue
             try:
-                bias = bias_to_acc(g, b, acc.type.quant, channels, node.name)
+                bias = bias_to_acc(b, acc.type.quant, channels, node.name)
             except Exception:
                 continue
             op.inputs = op.inputs[:2] + [g.const(f"{op.name}_bias", bias.astype(np.int32), DType.INT32)]

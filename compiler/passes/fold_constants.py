@@ -17,7 +17,7 @@ from . import register
 _NP_TO_DTYPE = {np.dtype(d.np): d for d in ONNX_TO_DTYPE.values() if d not in (DType.INT4, DType.UINT4)}
 
 
-def _as_const(g: Graph, like: Value, arr, dtype: DType | None = None) -> Value:
+def _as_const(like: Value, arr, dtype: DType | None = None) -> Value:
     arr = np.asarray(arr)
     if dtype is None:
         dtype = DType.FLOAT32 if arr.dtype.kind == "f" else _NP_TO_DTYPE.get(arr.dtype, DType.INT64)
@@ -38,7 +38,7 @@ def fold_constants(g: Graph, ctx) -> bool:
             if x.type.shape and not (x.producer is not None and x.producer.op == "onnx" and not x.type.shape):
                 a = node.attrs["onnx_attrs"]
                 shape = np.array(x.type.shape, dtype=np.int64)[a.get("start", 0):a.get("end", None)]
-                new = _as_const(g, node.out, shape, DType.INT64)
+                new = _as_const(node.out, shape, DType.INT64)
                 g.remove(node)
                 g.replace_uses(node.out, new)
                 changed = True
@@ -52,6 +52,6 @@ def fold_constants(g: Graph, ctx) -> bool:
         g.remove(node)
         for o, r in zip(node.outputs, res):
             dtype = o.type.dtype if node.op != "onnx" else None
-            g.replace_uses(o, _as_const(g, o, r, dtype))
+            g.replace_uses(o, _as_const(o, r, dtype))
         changed = True
     return changed

@@ -30,7 +30,7 @@ def acc_quant(xq: QParams, wq: QParams, out_axis: int) -> QParams:
     return QParams(s.reshape(()), np.zeros((), np.int64), None)
 
 
-def bias_to_acc(g: Graph, b: Value | None, acc_q: QParams, channels: int, where: str) -> np.ndarray | None:
+def bias_to_acc(b: Value | None, acc_q: QParams, channels: int, where: str) -> np.ndarray | None:
     """The bias as int32 on the accumulator grid, or None if there is none."""
     if b is None:
         return None
@@ -85,7 +85,7 @@ def lower_conv(g: Graph, ctx) -> bool:
             if wq.per_channel and wq.axis != 0:
                 continue
             aq = acc_quant(x.type.quant, wq, 1)
-            bias = bias_to_acc(g, node.input(2), aq, o, _where(g, node))
+            bias = bias_to_acc(node.input(2), aq, o, _where(g, node))
             wdata = np.asarray(w.const)
             w_zp = np.broadcast_to(wq.zero_point, (o,)).astype(np.int64)
             attrs = {k: node.attrs[k] for k in ("kernel", "strides", "dilations", "pads", "groups", "layout")}
