@@ -1,47 +1,16 @@
-"""The ``mcuc`` command line.
-
-Every user error is a McucError: printed as one line ``mcuc: error: ...`` with exit status 2 and
-no traceback. Anything else is a compiler bug: one line asking for a report (status 3), with
-the traceback only when MCUC_DEBUG=1.
-"""
+"""The ``mcuc`` command line (error handling shared by every command: compiler/cliutil.py)."""
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import os
-import sys
-import traceback
 from pathlib import Path
 
 import click
 import numpy as np
 
 from . import __version__
+from .cliutil import guarded
 from .errors import McucError
-
-
-def _fail(msg: str, code: int) -> None:
-    click.echo(f"mcuc: error: {msg}", err=True)
-    sys.exit(code)
-
-
-def guarded(fn):
-    @functools.wraps(fn)
-    def wrapper(*a, **kw):
-        try:
-            return fn(*a, **kw)
-        except McucError as e:
-            _fail(str(e).splitlines()[0] if str(e) else type(e).__name__, 2)
-        except KeyboardInterrupt:
-            _fail("interrupted", 130)
-        except Exception as e:  # a bug in mcuc, not in the user's input
-            if os.environ.get("MCUC_DEBUG"):
-                traceback.print_exc()
-            _fail(f"internal error ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
-                  "this is a bug in mcuc, please report it (MCUC_DEBUG=1 shows the traceback)", 3)
-
-    return wrapper
 
 
 def _parse_shapes(specs) -> dict[str, list[int]]:
@@ -157,10 +126,16 @@ def compile_cmd(model, board, out_dir, force, input_shape, rounding, scale_polic
 @click.option("--output", "-o", "output_path", type=click.Path(dir_okay=False),
               help="Y: .npy (one output) or .npz keyed by output name.")
 @click.option("--work-dir", type=click.Path(file_okay=False), help="Keep the generated project here (default: a temporary directory).")
+@click.option("--sim", type=click.Choice(["auto", "renode", "qemu", "unicorn"]), default="auto", show_default=True,
+              help="Simulator for firmware boards: auto picks renode if installed, else qemu if installed and the "
+                   "board has a QEMU machine, else unicorn.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object with instructions, estimated cycles and per-layer figures.")
+@click.option("--timeout", type=float, default=600, show_default=True, help="Seconds before a hung firmware is stopped.")
 @compile_options
 @guarded
-def run(model, board, input_path, output_path, work_dir, input_shape, rounding, scale_policy, dump_after):
-    """Compile MODEL, build it for BOARD and run it on the inputs."""
+def run(model, board, input_path, output_path, work_dir, sim, as_json, timeout, input_shape, rounding, scale_policy, dump_after):
+    """Compile MODEL, build it for BOARD and run it on the inputs (natively or in a simulator)."""
+    import json
     import tempfile
 
     from .boards import load_board
@@ -169,18 +144,77 @@ def run(model, board, input_path, output_path, work_dir, input_shape, rounding, 
     from .sim import run_host
 
     b = load_board(board)
-    if not b.simulators.host:
-        raise McucError(f"board {b.name!r} runs only in a simulator, and simulators are not wired to `mcuc run` yet")
     g = _lower(model, input_shape, rounding, scale_policy, dump_after)
     feeds = load_inputs(input_path, g)
+    n = next(iter(feeds.values())).shape[0]
     with tempfile.TemporaryDirectory(prefix="mcuc-run-") as tmp:
         d = Path(work_dir) if work_dir else Path(tmp)
-        generate_project(g, b, d, model_name=Path(model).stem, model_sha256=_model_sha256(model), force=True)
-        outs = from_device(g, run_host(d, to_device(g, feeds)))
+        man = generate_project(g, b, d, model_name=Path(model).stem, model_sha256=_model_sha256(model), force=True)
+        if b.simulators.host:
+            outs = from_device(g, run_host(d, to_device(g, feeds)))
+            rep = None
+        else:
+            from .sim.runner import report, run_firmware
+
+            r = run_firmware(d, to_device(g, feeds), sim=sim, timeout=timeout)
+            outs = from_device(g, r.outputs)
+            rep = report(r, man)
     if output_path:
         save_outputs(output_path, outs, g)
-    n = next(iter(feeds.values())).shape[0]
-    click.echo(f"ran {n} sample(s) on {b.name}" + (f" -> {output_path}" if output_path else ""), err=True)
+    if rep is not None and as_json:
+        click.echo(json.dumps(rep))
+    elif rep is not None:
+        _print_run_table(rep)
+    elif as_json:
+        click.echo(json.dumps({"board": b.qualified, "simulator": "host", "samples": n}))
+    click.echo(f"ran {n} sample(s) on {b.name}" + (f" in {rep['simulator']}" if rep else "")
+               + (f" -> {output_path}" if output_path else ""), err=True)
+
+
+def _print_run_table(rep: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"{rep['board']} in {rep['simulator']} ({rep['simulator_choice']}); built with {rep['toolchain']}")
+    t.add_column("layer")
+    t.add_column("op")
+    t.add_column("MACs", justify="right")
+    t.add_column("instructions", justify="right")
+    t.add_column("cycles (est.)", justify="right")
+    t.add_column("cyc/MAC", justify="right")
+    for li in rep["layers"]:
+        t.add_row(li["name"], li["op"], f"{li['macs']:,}", f"{li['instructions']:,}", f"{li['cycles']:,}",
+                  f"{li['cycles'] / li['macs']:.2f}" if li["macs"] and li["cycles"] else "")
+    t.add_row("total per inference", "", f"{rep['macs']:,}", f"{rep['instructions']:,}", f"{rep['cycles']:,}",
+              f"{rep['cycles_per_mac']:.2f}" if rep["cycles_per_mac"] else "", style="bold")
+    con = Console(stderr=False)
+    con.print(t)
+    con.print(f"cycles: {rep['cycle_model']}; {rep['samples']} sample(s) in {rep['sessions']} session(s), "
+              f"{rep['seconds']:.2f} s; arena {rep['arena_bytes']:,} B, flash {rep['flash_bytes']:,} B")
+
+
+@main.command("flash")
+@click.argument("project_dir", type=click.Path(file_okay=False, exists=True))
+@click.option("--board", "-b", default=None, help="Board to program (default: the project's board).")
+@click.option("--dry-run", is_flag=True, help="Print the command instead of running it.")
+@guarded
+def flash_cmd(project_dir, board, dry_run):
+    """Program a generated firmware project onto a real board with the board's flash tool."""
+    import json
+    import shlex
+
+    from .boards import load_board
+    from .sim.flash import flash
+
+    try:
+        man = json.loads((Path(project_dir) / "manifest.json").read_text())
+    except (OSError, ValueError) as e:
+        raise McucError(f"not a generated project: {e}", where=project_dir) from None
+    b = load_board(board or man["board"])
+    if b.qualified != man["board"]:
+        raise McucError(f"the project was generated for {man['board']}, not {b.qualified}")
+    cmd = flash(b, project_dir, man, dry_run=dry_run)
+    click.echo(shlex.join(cmd))
 
 
 @main.command()
@@ -194,6 +228,11 @@ def boards():
     for name in list_boards():
         b = load_board(name)
         click.echo(f"{name:24s} {b.description}")
+
+
+from .quantize.cli import quantize as _quantize_cmd  # noqa: E402  (a subcommand defined with its package)
+
+main.add_command(_quantize_cmd)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,5 @@
+"""`python -m compiler` is the `mcuc` command."""
+
+from .cli import main
+
+main()
