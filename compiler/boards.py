@@ -55,6 +55,16 @@ class Memory(_Strict):
     _sizes = field_validator("origin", "size", mode="before")(_parse_size)
 
 
+class ZigFallback(_Strict):
+    """The clang inside PyPI's ``ziglang`` package: used when ``cc`` is not installed, so that
+    ``pip install mcuc`` alone can build firmware."""
+
+    target: str  # e.g. 'thumb-freestanding-eabihf'
+    cpu: str  # e.g. 'cortex_m4'
+    cflags: list[str] = []
+    ldflags: list[str] = []
+
+
 class Toolchain(_Strict):
     # ``${VAR:-default}`` takes VAR from the environment when it is set (see Board.cc()).
     cc: str
@@ -62,6 +72,19 @@ class Toolchain(_Strict):
     ldflags: list[str] = []
     objcopy: str | None = None
     size: str | None = None
+    # What ``make`` builds; ``{model}`` is the model's C identifier.
+    target: str = "{model}_host"
+    zig: ZigFallback | None = None
+
+
+class RegSet(_Strict):
+    """One read-modify-write of a peripheral register: ``*addr = (*addr & ~clear) | set``."""
+
+    addr: int
+    clear: int = 0
+    set: int = 0
+
+    _ints = field_validator("addr", "clear", "set", mode="before")(lambda v: _parse_size(v))
 
 
 class Console(_Strict):
@@ -69,10 +92,22 @@ class Console(_Strict):
     device: str | None = None  # e.g. 'USART2'
     base: int | None = None  # peripheral address for bare-metal drivers
     baud: int | None = None
+    clock_hz: int | None = Field(default=None, gt=0)  # the UART's kernel clock at reset (baud divider)
+    # Register offsets a simulator without a model of this UART needs (Unicorn): bytes written
+    # to ``data_offset`` are console output; reads of ``status_offset`` return ``status_idle``.
+    data_offset: int | None = None
+    status_offset: int | None = None
+    status_idle: int | None = None
+    init: list[RegSet] = []  # clock and pin set-up before the UART itself, in order
+
+    _ints = field_validator("base", "data_offset", "status_offset", "status_idle", mode="before")(
+        lambda v: _parse_size(v) if v is not None else None)
 
 
 class FlashTool(_Strict):
-    tool: str  # e.g. 'openocd', 'pyocd', 'st-flash'
+    tool: Literal["openocd", "pyocd", "st-flash"]
+    # Arguments after the tool; ``{elf}``, ``{bin}``, ``{hex}`` and ``{flash_origin}`` are
+    # filled in by ``mcuc flash``.
     args: list[str] = []
 
 
@@ -80,11 +115,21 @@ class QemuRun(_Strict):
     machine: str
     cpu: str | None = None
     args: list[str] = []
+    serial_index: int = Field(default=0, ge=0)  # which -serial of the machine is the console UART
+    # The emulated machine's memories when they differ from the board's (a stand-in machine):
+    # firmware that does not fit them cannot run in QEMU.
+    memories: list[Memory] = []
+    stands_in: str | None = None  # the chip QEMU emulates instead of the board's, for reports
 
 
 class RenodeRun(_Strict):
-    platform: str
+    # A platform description shipped with Renode (e.g. platforms/cpus/stm32f4.repl); None when
+    # ``overlay`` describes the whole machine.
+    platform: str | None = None
     script: str | None = None
+    uart: str | None = None  # the console peripheral's name in the platform, e.g. sysbus.usart2 (needed to run)
+    # Lines of a .repl overlay Renode loads after the platform (peripherals it lacks, e.g. DWT).
+    overlay: list[str] = []
 
 
 class UnicornRun(_Strict):
@@ -106,6 +151,8 @@ class Board(_Strict):
     vendor: str
     description: str = ""
     core: str  # e.g. 'cortex-m4', 'rv32imc', 'host'
+    chip: str | None = None  # e.g. 'STM32F407VG'
+    stack_bytes: int = Field(default=8192, gt=0)  # firmware main stack, reserved in RAM
     isa: list[str] = []  # features: 'dsp', 'fpu', 'xpulp', ...
     families: list[str]  # template families, most specific first
     memories: list[Memory] = []

@@ -10,7 +10,6 @@ import datetime
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -21,8 +20,9 @@ import numpy as np
 from .. import __version__, resources
 from ..boards import Board, expand_env, load_board
 from ..errors import McucError
+from ..ir.analysis import macs as node_macs
 from ..ir.graph import Graph, Value
-from . import cdata, memory, templates
+from . import cdata, memory, templates, toolchain
 from .lower import Layer, Program, lower
 from .names import model_ident
 
@@ -139,7 +139,8 @@ def render_project(graph: Graph, board: Board, *, model_name: str, model_sha256:
     seen: dict[tuple[str, str], str] = {}
     for i, layer in enumerate(prog.layers):
         info = {"index": i, "layer": layer.cname, "op": layer.node.op, "function": None, "template": None,
-                "scratch_bytes": layer.scratch, "inplace": i in plan.inplace, "alias": i in plan.aliased}
+                "scratch_bytes": layer.scratch, "inplace": i in plan.inplace, "alias": i in plan.aliased,
+                "macs": node_macs(layer.node)}
         call = {"index": i, "layer": layer.cname, "op": layer.node.op, "func": None, "args": [], "note": ""}
         if i in plan.aliased:
             info["template"] = "alias"
@@ -219,14 +220,30 @@ def render_project(graph: Graph, board: Board, *, model_name: str, model_sha256:
     files[HARNESS] = (rt / "harness" / "main.c").read_bytes()
     files[PORT] = _port_source(families).read_bytes()
 
-    target = f"{model}_host"
+    target = board.toolchain.target.format(model=model)
     sources = [f"{model}.c", kernels_c, HARNESS, PORT]
     headers = [f"{model}.h", kernels_h, IO_HEADER, *RUNTIME_HEADERS]
+    platform = _platform_files(board, dict(common, target=target), used_templates, "platform")
+    if board.simulators.renode is not None and board.simulators.renode.uart:
+        # Renode scripts are data for a simulator, not part of the firmware build.
+        files.update(_platform_files(board, dict(common, target=target), used_templates, "renode"))
+    files.update(platform)
+    sources += [n for n in platform if n.endswith(".c")]
+    headers += [n for n in platform if n.endswith(".h")]
+    scripts = [n for n in platform if n.endswith(".ld")]
     files["Makefile"] = render(
         "Makefile.j2", target=target, cc=_default_cc(board), cflags=" ".join(board.toolchain.cflags),
-        ldflags=" ".join(board.toolchain.ldflags), sources=sources, headers=headers).encode()
+        ldflags=" ".join(board.toolchain.ldflags), sources=sources, headers=headers,
+        linker_script=scripts[0] if scripts else "").encode()
 
-    code = measure_code(files, board, [f"{model}.c", kernels_c])
+    model_sources = [f"{model}.c", kernels_c]
+    runtime_sources = [n for n in sources if n not in model_sources] if platform else []
+    code = measure_code(files, board, model_sources + runtime_sources)
+    runtime = None
+    if platform:
+        runtime = sum(code["objects"].pop(n, 0) for n in runtime_sources) if code["text_bytes"] is not None else None
+        if runtime is not None:
+            code["text_bytes"] -= runtime
     manifest = {
         "mcuc_version": __version__,
         "model": model,
@@ -247,7 +264,81 @@ def render_project(graph: Graph, board: Board, *, model_name: str, model_sha256:
         },
         "files": {name: hashlib.sha256(data).hexdigest() for name, data in sorted(files.items())},
     }
+    if platform:
+        manifest["flash"]["runtime_bytes"] = runtime
+    manifest["toolchain"] = code.get("toolchain")
+    fits = check_fits(board, manifest, in_total + out_total)
+    if fits is not None:
+        manifest["fits"] = fits
     return Rendered(files, manifest)
+
+
+def _hex(v: int) -> str:
+    return f"0x{v:08X}"
+
+
+def _platform_files(board: Board, common: dict, used: dict, subdir: str) -> dict[str, bytes]:
+    """Firmware files from ``templates/<family>/platform/`` (start-up, linker script, console
+    driver) or ``.../renode/`` (Renode script, test suite, platform overlay). A more specific
+    family's template replaces a generic one of the same name; the host families have none."""
+    root = resources.templates_dir()
+    names: list[str] = []
+    for fam in board.families:
+        d = root / fam / subdir
+        if d.is_dir():
+            names += sorted(p.name for p in d.glob("*.j2") if p.name not in names)
+    if not names:
+        return {}
+    flash, ram = _main_memory(board, "flash"), _main_memory(board, "ram")
+    if flash is None or ram is None or board.console is None:
+        raise McucError(f"board {board.qualified!r}: firmware needs a flash and a ram memory and a console")
+    con = board.console
+    ren = board.simulators.renode
+    ctx = dict(common,
+               renode=None if ren is None else {"platform": ren.platform, "uart": ren.uart, "overlay": list(ren.overlay)},
+               flash={"origin": _hex(flash.origin), "size": _hex(flash.size)},
+               ram={"origin": _hex(ram.origin), "size": _hex(ram.size)},
+               stack_bytes=board.stack_bytes,
+               console={"device": con.device or con.kind, "base": _hex(con.base or 0), "baud": con.baud or 115200,
+                        "clock_hz": con.clock_hz or board.clock_hz or 1,
+                        "init": [{"addr": _hex(r.addr), "mask": _hex(r.clear), "bits": _hex(r.set)} for r in con.init]})
+    out = {}
+    for name in names:
+        path, text = templates.render(f"{subdir}/{name}", list(board.families), **ctx)
+        used[f"{subdir}/{name}"] = path
+        out[name.removesuffix(".j2")] = text.encode()
+    return out
+
+
+def _main_memory(board: Board, kind: str):
+    """The first memory of a kind: where the linker script puts code (flash) or data (ram)."""
+    mems = board.memory(kind)
+    return mems[0] if mems else None
+
+
+def check_fits(board: Board, manifest: dict, io_bytes: int) -> dict | None:
+    """Flash and RAM the firmware needs against the board's memories; McucError with the numbers
+    when the model does not fit. None for boards without declared memories (the host)."""
+    flash, ram = _main_memory(board, "flash"), _main_memory(board, "ram")
+    if flash is None or ram is None:
+        return None
+    fl = manifest["flash"]
+    code = fl["code_bytes"] or 0
+    runtime = fl.get("runtime_bytes") or 0
+    flash_need = fl["weights_bytes"] + code + runtime
+    arena = manifest["memory"]["arena_bytes"]
+    layer_slots = 8 * max(1, len(manifest["layers"]))
+    ram_need = arena + io_bytes + layer_slots + board.stack_bytes
+    fits = {"flash_bytes": flash_need, "flash_available": flash.size, "ram_bytes": ram_need,
+            "ram_available": ram.size, "estimated_code": fl["code_bytes"] is None}
+    if flash_need > flash.size:
+        raise McucError(f"the model does not fit {board.qualified}'s flash: it needs {flash_need:,} B (weights "
+                        f"{fl['weights_bytes']:,} + code {code:,} + runtime {runtime:,}), the board has {flash.size:,} B")
+    if ram_need > ram.size:
+        raise McucError(f"the model does not fit {board.qualified}'s RAM: it needs {ram_need:,} B (arena {arena:,} + "
+                        f"I/O buffers {io_bytes:,} + profile {layer_slots:,} + stack {board.stack_bytes:,}), "
+                        f"the board has {ram.size:,} B")
+    return fits
 
 
 def _io_manifest(t) -> dict:
@@ -279,14 +370,18 @@ def _default_cc(board: Board) -> str:
 
 
 def measure_code(files: dict[str, bytes], board: Board, sources: list[str]) -> dict:
-    """Bytes of executable code (.text*) of ``sources`` built with the board's compiler and flags."""
-    cc = board.cc() or "cc"
-    flags = list(board.toolchain.cflags) + MAKE_FLAGS
-    result = {"compiler": os.path.basename(cc.split()[0]) if cc.split() else cc, "flags": flags, "objects": {},
-              "text_bytes": None, "error": None}
-    if shutil.which(cc.split()[0]) is None:
-        result["error"] = f"compiler {cc!r} not found"
-        return result
+    """Bytes of executable code (.text*) of ``sources`` built with the board's compiler and flags
+    (or the toolchain that replaces it, see toolchain.py)."""
+    try:
+        tc = toolchain.select(board)
+    except McucError as e:
+        cc = board.cc() or "cc"
+        return {"compiler": os.path.basename(cc.split()[0]) if cc.split() else cc,
+                "flags": list(board.toolchain.cflags) + MAKE_FLAGS, "objects": {}, "text_bytes": None,
+                "error": str(e), "toolchain": None}
+    flags = list(tc.cflags) + MAKE_FLAGS
+    result = {"compiler": os.path.basename(tc.cc[0]) if tc.kind == "board" else "zig cc", "flags": flags,
+              "objects": {}, "text_bytes": None, "error": None, "toolchain": tc.description}
     from elftools.common.exceptions import ELFError
     from elftools.elf.elffile import ELFFile
     from elftools.elf.constants import SH_FLAGS
@@ -296,18 +391,19 @@ def measure_code(files: dict[str, bytes], board: Board, sources: list[str]) -> d
             if name.endswith((".c", ".h")):
                 (Path(tmp) / name).write_bytes(data)
         total = 0
+        # One compiler run for all sources: a process per file costs more than the compiling.
+        r = subprocess.run([*tc.cc, *flags, "-c", *sources], cwd=tmp, capture_output=True, text=True)
+        if r.returncode != 0:
+            result["error"] = _first_error(r.stderr)
+            return result
         for src in sources:
-            obj = Path(tmp) / (src + ".o")
-            r = subprocess.run([*cc.split(), *flags, "-c", src, "-o", obj.name], cwd=tmp, capture_output=True, text=True)
-            if r.returncode != 0:
-                result["error"] = f"{src}: " + _first_error(r.stderr)
-                return result
+            obj = Path(tmp) / (Path(src).stem + ".o")
             try:
                 with open(obj, "rb") as f:
                     elf = ELFFile(f)
                     n = sum(s["sh_size"] for s in elf.iter_sections()
                             if s.name.startswith(".text") and s["sh_flags"] & SH_FLAGS.SHF_EXECINSTR)
-            except ELFError as e:
+            except (OSError, ELFError) as e:
                 result["error"] = f"{src}: not an ELF object ({e})"
                 return result
             result["objects"][src] = int(n)

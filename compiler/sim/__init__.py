@@ -1,4 +1,5 @@
-"""Running generated projects: natively on the host (host.py); simulators come later."""
+"""Running generated projects: natively on the host (host.py), or as firmware in a simulator
+(runner.py: QEMU, Unicorn, Renode; see docs/simulators.md)."""
 
 from .host import build_host, run_host, run_host_detailed
 
