@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import McucError
+from ..ir import rounding
 from ..ir.dtypes import DType
 from ..ir.graph import Graph, Node, Value
 from ..ir.quant import QParams, Requant
@@ -217,9 +218,13 @@ class Lowering:
             if rq.kind in ("dyadic", "single"):
                 args.append(Arg("const int32_t *mult", "array", self.array(layer, "mult", "int32_t", m), "int32_t"))
             args.append(Arg("const int32_t *shift", "array", self.array(layer, "shift", "int32_t", s), "int32_t"))
-            ep.update(per_channel=True, mult="mult", shift="shift")
+            ep.update(per_channel=True, mult="mult", shift="shift", mult_values=[int(v) for v in m],
+                      shift_values=[int(v) for v in s])
         else:
             ep.update(mult=_lit(m[0]), shift=_lit(s[0]))
+        # Value ranges of the per-channel parameters, for kernels that tell the C compiler (so it
+        # can drop the branches of the requantization helpers that never run).
+        ep.update(shift_min=int(s.min()), shift_max=int(s.max()), mult_min=int(m.min()))
         return ep
 
     # -- driver ------------------------------------------------------------------------------
@@ -349,6 +354,7 @@ class Lowering:
                       XZP=xzp, it=xdt.ctype, ot=node.out.type.dtype.ctype, ld=ld, has_bias=has_bias, wz=wz, ep=ep,
                       wdt=w.type.dtype.short)
         wsfx = "" if w.type.dtype in (DType.INT8, xdt) else "_w" + cdata.SUFFIX[w.type.dtype]
+        common["fold"] = self._folded_bias(node, x, wvals, wzp, bias, xzp, kh * kw * cg)
         if grp == c and cg == 1 and o % c == 0:
             return self._layer(node, idx, cname, "conv2d_dw.c.j2", self._fn("conv2d", "dw", node, idx, wsfx), args,
                                dict(common, M=o // c))
@@ -358,6 +364,20 @@ class Lowering:
         args.append(Arg("void *scratch", "scratch"))
         return self._layer(node, idx, cname, "conv2d_im2col.c.j2", self._fn("conv2d", "im2col", node, idx, wsfx), args,
                            dict(common, G=grp, CG=cg, OCG=o // grp, K=k, col_t=col_t), scratch=scratch)
+
+    @staticmethod
+    def _folded_bias(node: Node, x: Value, wvals: np.ndarray, wzp: np.ndarray, bias: np.ndarray, xzp: int, k: int):
+        """bias - x_zp * sum(w) per output channel as C literals, for kernels that unfold padding
+        as x_zp and multiply raw inputs (sum((x - x_zp) w) = sum(x w) - x_zp sum(w)); None when
+        the raw products could leave int32 or weights have a zero point."""
+        if np.any(wzp != 0) or x.type.dtype.bits > 8 or node.attrs.get("groups", 1) != 1:
+            return None
+        b = (bias if bias.size else np.zeros(len(wvals), np.int64)) - xzp * wvals.sum(axis=1)
+        xabs = max(abs(x.type.dtype.qmin), abs(x.type.dtype.qmax))
+        wabs = int(np.abs(wvals).max()) if wvals.size else 0
+        if int(np.abs(b).max()) + k * xabs * wabs > INT32_MAX:
+            return None
+        return [_lit(v) for v in b]
 
     def _const(self, node: Node, v: Value):
         if not v.is_const:
@@ -398,7 +418,8 @@ class Lowering:
         args += ep_args
         args.append(self._out_arg(node.out))
         wsfx = "" if w.type.dtype in (DType.INT8, xdt) else "_w" + cdata.SUFFIX[w.type.dtype]
-        params = dict(K=k, O=o, it=xdt.ctype, ot=node.out.type.dtype.ctype, ld=ld, has_bias=has_bias, wz=wz, ep=ep)
+        params = dict(K=k, O=o, it=xdt.ctype, ot=node.out.type.dtype.ctype, ld=ld, has_bias=has_bias, wz=wz, ep=ep,
+                      bias_values=[_lit(v) for v in bias_eff])
         if op == "conv2d":
             n, oh, ow = rows_shape
             h, wd, sh, sw = src
@@ -458,7 +479,10 @@ class Lowering:
                 _fail(node, "add left_shift out of range")
             params.update(LS=ls, AM=_lit(p["a_mult"]), ASH=_lit(p["a_shift"]), BM=_lit(p["b_mult"]),
                           BSH=_lit(p["b_shift"]), OM=_lit(p["out_mult"]), OSH=_lit(p["out_shift"]),
-                          exact_shl=max(amax, bmax) * (1 << ls) <= INT32_MAX, SCALE=1 << min(ls, 30))
+                          exact_shl=max(amax, bmax) * (1 << ls) <= INT32_MAX, SCALE=1 << min(ls, 30),
+                          TA=self._add_table(a.type.dtype, p["a_zp"], ls, p["a_mult"], p["a_shift"]),
+                          TB=self._add_table(b.type.dtype, p["b_zp"], ls, p["b_mult"], p["b_shift"]),
+                          AMIN=_lit(a.type.dtype.qmin), BMIN=_lit(b.type.dtype.qmin))
             template, variant = "add_tflite.c.j2", "tflite"
         elif mode == "shift":
             ash, bsh, osh = int(p["a_shift"]), int(p["b_shift"]), int(p["out_shift"])
@@ -472,6 +496,16 @@ class Lowering:
             _fail(node, f"unknown add mode {mode!r}")
         return self._layer(node, idx, cname, template, self._fn("add", variant, node, idx), args, params,
                            inplace=self._inplace_positions(node))
+
+    @staticmethod
+    def _add_table(dt: DType, zp: int, ls: int, mult: int, shift: int):
+        """Every code of an 8-bit add operand on the common grid, as the reference computes it
+        (rounding.multiply_by_quantized_multiplier of (q - zp) << left_shift), for kernels that
+        look the scaled operands up instead of requantizing them per element; None for wider types."""
+        if dt.bits > 8:
+            return None
+        q = np.arange(dt.qmin, dt.qmax + 1, dtype=np.int64) - int(zp)
+        return [int(v) for v in rounding.multiply_by_quantized_multiplier(q << ls, mult, shift)]
 
     def _op_mul(self, node: Node, idx: int, cname: str) -> Layer:
         a, b = node.inputs

@@ -1,0 +1,178 @@
+"""The Armv7E-M DSP kernels of templates/cortex-m: randomized layers (the shapes of the MLPerf
+Tiny models, reduced in space, plus odd channel counts, tails and every variant that must fall
+back to the portable kernel) bit-exact with the reference interpreter on stm32f4-discovery
+firmware in Unicorn (one case also in QEMU), warning-clean, compiling without DSP (Cortex-M3:
+the portable kernels), and the four MLPerf models bit-exact with TFLite Micro's outputs."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from compiler.boards import load_board
+from compiler.codegen import generate_project, toolchain
+from compiler.sim import firmware, runner
+from tests.codegen._graphs import I4, I8, U8, Builder
+from tests.conftest import MLPERF_MODELS, mlperf_path
+
+from ..codegen._tools import STRICT
+from ..sim._fw import need_arm_toolchain, need_qemu
+from ._run import run_and_compare
+
+pytestmark = [pytest.mark.arm_gcc]
+
+DSP_TEMPLATES = {"conv2d_1x1.c.j2", "conv2d_im2col.c.j2", "conv2d_dw.c.j2", "dense.c.j2", "add_tflite.c.j2"}
+
+
+def layer_cases(seed: int):
+    """(graph, names of the layers expected on the DSP path)."""
+    b = Builder(seed, f"dsp{seed}")
+    rng = b.rng
+    dsp = []
+
+    def out(v, fast=True):
+        b.out(v)
+        if fast:
+            dsp.append(v.producer.name)
+
+    # Pointwise: the MLPerf channel pairs (K -> O), odd pixel counts, channel tails, strides.
+    for c, o in [(64, 64), (8, 16), (32, 32), (128, 128), (256, 256), (16, 32)]:
+        hw = int(rng.integers(2, 6))
+        out(b.conv(h=hw, w=hw + 1, c=c, o=o, k=(1, 1)))
+    out(b.conv(h=5, w=3, c=13, o=7, k=(1, 1), per_channel=False, bias=False))
+    out(b.conv(h=7, w=5, c=16, o=32, k=(1, 1), stride=(2, 2)))
+    out(b.conv(h=4, w=3, c=9, o=5, k=(1, 1), kind="shift"))
+    out(b.conv(h=3, w=3, c=6, o=4, k=(1, 1), kind="single"))
+    out(b.conv(h=4, w=5, c=4, o=3, k=(1, 1), requant=False, bias=False))
+    out(b.conv(h=4, w=4, c=7, o=3, k=(1, 1), wdt=I4), fast=False)
+    out(b.conv(h=3, w=4, c=6, o=5, k=(1, 1), wzp=np.array([1, -2, 0, 3, 1])), fast=False)
+    out(b.conv(h=3, w=4, c=6, o=5, k=(1, 1), xdt=U8), fast=False)
+    # General convolutions: IC / VWW / KWS-like, asymmetric pads, dilation, channel tails.
+    out(b.conv(h=8, w=8, c=16, o=16, k=(3, 3), pads=(1, 1, 1, 1)))
+    out(b.conv(h=9, w=9, c=3, o=8, k=(3, 3), stride=(2, 2), pads=(0, 0, 1, 1)))
+    out(b.conv(h=8, w=8, c=16, o=32, k=(3, 3), stride=(2, 2), pads=(0, 0, 1, 1)))
+    out(b.conv(h=5, w=5, c=64, o=64, k=(3, 3), pads=(1, 1, 1, 1)))
+    out(b.conv(h=6, w=7, c=5, o=7, k=(2, 3), pads=(0, 1, 1, 0), dil=(2, 1), kind="shift", bias=False))
+    out(b.conv(h=5, w=5, c=4, o=6, k=(3, 3), pads=(1, 1, 1, 1), kind="single"))
+    out(b.conv(h=4, w=3, c=3, o=4, k=(3, 3), pads=(1, 1, 1, 1), requant=False))
+    out(b.conv(h=6, w=6, c=3, o=4, k=(3, 3), stride=(2, 2), pads=(0, 0, 1, 1), out_dt=U8))
+    out(b.conv(h=6, w=6, c=4, o=4, k=(3, 3), groups=2, pads=(0, 0, 1, 1)), fast=False)
+    out(b.conv(h=5, w=5, c=3, o=4, k=(3, 3), wzp=2, pads=(1, 1, 1, 1)), fast=False)
+    # One input channel to many (the KWS stem, reduced): the depthwise template's conv path.
+    out(b.conv(h=13, w=10, c=1, o=64, k=(10, 4), stride=(2, 2), pads=(4, 1, 5, 1)))
+    out(b.conv(h=7, w=6, c=1, o=5, k=(3, 3), pads=(1, 1, 1, 1), per_channel=False))
+    # Depthwise: 3x3 stride 1 and 2 (both SIMD row forms), odd widths, other kernels, fallbacks.
+    for h, w, c, s, pads in [(25, 5, 64, 1, (1, 1, 1, 1)), (12, 12, 8, 1, (1, 1, 1, 1)), (3, 3, 32, 1, (1, 1, 1, 1)),
+                             (9, 9, 16, 2, (0, 0, 1, 1)), (7, 6, 5, 2, (1, 1, 1, 1))]:
+        out(b.conv(h=h, w=w, c=c, o=c, k=(3, 3), stride=(s, s), pads=pads, groups=c))
+    out(b.conv(h=6, w=7, c=3, o=3, k=(3, 3), pads=(1, 1, 1, 1), groups=3, kind="shift", bias=False))
+    out(b.conv(h=8, w=6, c=3, o=3, k=(2, 3), pads=(1, 0, 0, 1), dil=(2, 1), groups=3, kind="single"))
+    out(b.conv(h=7, w=7, c=4, o=4, k=(5, 5), pads=(2, 2, 2, 2), groups=4, per_channel=False))
+    out(b.conv(h=6, w=6, c=4, o=8, k=(3, 3), groups=4, pads=(1, 1, 1, 1)), fast=False)
+    out(b.conv(h=70, w=70, c=2, o=2, k=(3, 3), groups=2, pads=(1, 1, 1, 1)), fast=False)
+    # Fused ReLU (lower bound = output zero point): full range as in the MLPerf models, and a
+    # narrower clamp; per channel and per tensor.
+    for v, zp, hi in [(b.conv(h=4, w=5, c=32, o=16, k=(1, 1)), -128, 127),
+                      (b.conv(h=6, w=6, c=8, o=8, k=(3, 3), pads=(1, 1, 1, 1), groups=8), -128, 127),
+                      (b.conv(h=6, w=5, c=5, o=7, k=(3, 3), pads=(1, 1, 1, 1), per_channel=False), -5, 90),
+                      (b.dense(k=40, o=9), -20, 127)]:
+        v.producer.attrs.update(out_zp=zp, act=(zp, hi))
+        out(v)
+    # Dense: AD / KWS / IC shapes, row pairs, tails, fallbacks.
+    out(b.dense(k=640, o=13))
+    out(b.dense(k=64, o=12))
+    out(b.dense(k=17, o=5, rows=(3,)))
+    out(b.dense(k=13, o=5, kind="single", per_channel=True))
+    out(b.dense(k=3, o=7))
+    out(b.dense(k=8, o=6, wzp=-3, per_channel=True), fast=False)
+    # Average pools: the KWS global pool, strided / dilated windows, one in the padding (portable).
+    out(b.pool("avgpool", h=25, w=5, c=64, k=(25, 5), stride=(1, 1), pads=(0, 0, 0, 0)), fast=False)
+    out(b.pool("avgpool", h=6, w=6, c=8, k=(2, 2), stride=(2, 2), pads=(0, 0, 0, 0), rounding_mode="even"), fast=False)
+    out(b.pool("avgpool", h=7, w=7, c=12, k=(3, 3), stride=(2, 2), pads=(0, 0, 0, 0), dil=(2, 1)), fast=False)
+    out(b.pool("avgpool", h=5, w=6, c=3, k=(3, 2), stride=(2, 2), pads=(1, 0, 1, 1)), fast=False)
+    # TFLite add (tabulated operands): same shapes, broadcast, a constant operand, uint8.
+    shape = (1, 4, 4, 8)
+    out(b.add(b.inp(shape), b.inp(shape), "tflite", shape), fast=False)
+    out(b.add(b.inp((1, 3, 4, 5)), b.inp((1, 1, 1, 5), U8), "tflite", (1, 3, 4, 5)), fast=False)
+    cst = b.g.const(f"k{seed}", rng.integers(-128, 128, (1, 1, 3, 1)), I8, b.q())
+    out(b.add(b.inp((1, 2, 1, 4)), cst, "tflite", (1, 2, 3, 4)), fast=False)
+    return b.g, dsp
+
+
+def _check_dsp_used(man, proj, dsp):
+    names = set(dsp)
+    kernels = (proj / f"{man['model']}_kernels.c").read_text()
+    adds = [i for i in man["layers"] if i["op"] == "add"]
+    assert adds and all(i["template"] == "cortex-m/add_tflite.c.j2" for i in adds)
+    assert all(f"{i['function']}_ta[256]" in kernels for i in adds)
+    pools = [i for i in man["layers"] if i["op"] == "avgpool"]
+    assert sum("__sxtab16(even, v)" in kernels.split(f"void {i['function']}(")[1].split("\n}\n")[0] for i in pools) == 3
+    assert "> 0 ? __ssat(" in kernels and "> 0 ? mcuc_clamp_i32(" in kernels  # the fused-ReLU epilogue
+    for info in man["layers"]:
+        node = info["layer"].split("_", 1)[1]
+        if node in names:
+            assert info["template"].startswith("cortex-m/") and info["template"].split("/")[1] in DSP_TEMPLATES
+            # The DSP definition of the layer's kernel (the portable one only under #else).
+            assert f"MCUC_DSP_HOT void {info['function']}(" in kernels, info["layer"]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_layers_bit_exact_unicorn(seed, tmp_path):
+    need_arm_toolchain()
+    g, dsp = layer_cases(seed)
+    man, _, bad = run_and_compare(g, tmp_path, seed=seed)
+    assert not bad
+    _check_dsp_used(man, tmp_path / "proj", dsp)
+
+
+@pytest.mark.qemu
+def test_layers_bit_exact_qemu(tmp_path):
+    need_arm_toolchain()
+    need_qemu()
+    g, _ = layer_cases(2)
+    _, run, bad = run_and_compare(g, tmp_path, seed=2, sim="qemu")
+    assert run.simulator == "qemu" and not bad
+
+
+def test_warning_clean_and_portable_without_dsp(tmp_path):
+    """-Wall -Wextra -Werror for the board's flags, and for a Cortex-M3 (no DSP extension) the
+    same sources compile to the portable kernels."""
+    need_arm_toolchain()
+    g, _ = layer_cases(3)
+    proj = tmp_path / "proj"
+    man = generate_project(g, load_board("stm32f4-discovery"), proj, model_name="dsp3", model_sha256="0" * 64)
+    tc = toolchain.select(load_board("stm32f4-discovery"))
+    flags = " ".join([*tc.cflags, *STRICT[1:]])
+    r = subprocess.run(["make", "-B", "PROFILE=1", f"CFLAGS={flags}",
+                        *[f"{k}={v}" for k, v in tc.make_vars.items() if k != "CFLAGS"]],
+                       check=False, cwd=proj, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    gcc = shutil.which("arm-none-eabi-gcc")
+    if gcc is None:
+        pytest.skip("arm-none-eabi-gcc not installed (the Cortex-M3 check needs it)")
+    src = proj / f"{man['model']}_kernels.c"
+    r = subprocess.run([gcc, "-mcpu=cortex-m3", "-mthumb", "-O2", *STRICT, "-I.", "-S", "-o", "-", src.name],
+                       check=False, cwd=proj, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "smlad" not in r.stdout and "sxtb16" not in r.stdout
+
+
+@pytest.mark.parametrize("name", MLPERF_MODELS)
+def test_mlperf_bit_exact_with_dsp_kernels(name, tmp_path):
+    path = mlperf_path(name)
+    need_arm_toolchain()
+    from compiler.pipeline import compile_model
+
+    g = compile_model(path)
+    io = np.load(path.parent / f"{name}_io.npz")
+    x, want = io["x_int8"][:2], io["y_tflm"][:2]
+    man = generate_project(g, load_board("stm32f4-discovery"), tmp_path, model_name=name, model_sha256="0" * 64)
+    used = {t.split("/")[1] for t in man["templates"].values() if t.startswith("cortex-m/")}
+    assert used & DSP_TEMPLATES
+    t_in, t_out = man["inputs"][0], man["outputs"][0]
+    feeds = {t_in["graph_name"]: x.reshape((-1,) + tuple(t_in["shape"][1:]))}
+    run = runner.run_firmware(tmp_path, feeds, sim="unicorn", fw=firmware.build_firmware(tmp_path))
+    assert np.array_equal(run.outputs[t_out["graph_name"]].reshape(want.shape), want)
