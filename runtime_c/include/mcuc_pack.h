@@ -12,6 +12,10 @@
 #include <stdint.h>
 
 static inline int32_t mcuc_ld_s8(const int8_t *w, int32_t i) { return w[i]; }
+/* int8 weights pre-extended for Armv7E-M DSP kernels: each group of four (w0, w1, w2, w3) is
+ * stored as int16 (w0, w2, w1, w3), i.e. the two words SXTB16 and SXTB16 ROR #8 would make of
+ * the packed bytes. Element i of the original order, for portable code. */
+static inline int32_t mcuc_ld_s8x(const int16_t *w, int32_t i) { return w[(i & ~3) | ((i & 1) << 1) | ((i >> 1) & 1)]; }
 static inline int32_t mcuc_ld_u8(const uint8_t *w, int32_t i) { return w[i]; }
 static inline int32_t mcuc_ld_s16(const int16_t *w, int32_t i) { return w[i]; }
 static inline int32_t mcuc_ld_u16(const uint16_t *w, int32_t i) { return w[i]; }

@@ -7,9 +7,11 @@
  * the C output equals the reference interpreter bit for bit.
  *
  * Written in C99 without undefined behaviour: no signed overflow (intermediates that may leave
- * int32 are computed in int64), no shifts of negative values (floor shifts and masks go through
- * unsigned arithmetic, left shifts of signed values are multiplications by a power of two), no
- * shift counts >= the operand width.
+ * int32 are computed in int64), no left shifts of negative values (masks go through unsigned
+ * arithmetic, left shifts of signed values are multiplications by a power of two), no shift
+ * counts >= the operand width. Floor shifts of negative values are right shifts only under
+ * GCC/Clang, which define them as arithmetic shifts; elsewhere (or with MCUC_ROUND_PORTABLE)
+ * they go through unsigned values.
  */
 #ifndef MCUC_ROUND_H
 #define MCUC_ROUND_H
@@ -47,13 +49,23 @@ static inline int32_t mcuc_clamp_i32(int32_t x, int32_t lo, int32_t hi)
  * floor(x / 2^s) == ~(~x >> s) there, so only non-negative values are shifted. */
 static inline int32_t mcuc_asr32(int32_t x, int s)
 {
+#if defined(__GNUC__) && !defined(MCUC_ROUND_PORTABLE)
+    /* GCC and Clang define >> of a negative value as the arithmetic shift (implementation-
+     * defined, not undefined): one ASR, where the portable form below costs a branch. */
+    return x >> s;
+#else
     return x >= 0 ? (int32_t)((uint32_t)x >> s) : (int32_t)~(~(uint32_t)x >> s);
+#endif
 }
 
 /* floor(x / 2^s) for s in [0, 63]. */
 static inline int64_t mcuc_asr64(int64_t x, int s)
 {
+#if defined(__GNUC__) && !defined(MCUC_ROUND_PORTABLE)
+    return x >> s;
+#else
     return x >= 0 ? (int64_t)((uint64_t)x >> s) : (int64_t)~(~(uint64_t)x >> s);
+#endif
 }
 
 /* sat_i32(x * 2^left) for any int64 x and left in [0, 63], without overflowing. */
@@ -78,28 +90,40 @@ static inline int32_t mcuc_sat_shl_i32(int64_t x, int left)
 /* Saturating rounding doubling high multiply (rounding.srdhm). */
 static inline int32_t mcuc_srdhm(int32_t a, int32_t b)
 {
-    int64_t ab, num;
+    int64_t p;
+    uint32_t u;
     if (a == MCUC_INT32_MIN && b == MCUC_INT32_MIN) {
         return MCUC_INT32_MAX;
     }
-    ab = (int64_t)a * (int64_t)b;
-    num = ab + (ab >= 0 ? ((int64_t)1 << 30) : (1 - ((int64_t)1 << 30)));
-    /* C division truncates toward zero, as the reference does. */
-    return (int32_t)(num / ((int64_t)1 << 31));
+    /* The reference truncates (ab + nudge) / 2^31 toward zero; for ab < 0 that is
+     * ceil((ab + 1 - 2^30) / 2^31) == floor((ab + 2^30) / 2^31), the formula for ab >= 0 too.
+     * So one multiply-accumulate and bits 31..62 of the sum, without a sign test (the product
+     * is above -2^62 here, so the result fits int32). */
+    p = (int64_t)a * b + ((int64_t)1 << 30);
+    u = (uint32_t)((uint64_t)p >> 31);
+    return u <= 0x7FFFFFFFu ? (int32_t)u : -(int32_t)~u - 1;
 }
 
 /* Rounding divide by 2^exponent, ties away from zero (rounding.rdbpot). Exponents above 31
  * (the softmax's num_bits_over_unit can reach 35) leave 0 or -1 and round as the reference. */
 static inline int32_t mcuc_rdbpot(int32_t x, int exponent)
 {
-    uint32_t mask, remainder, threshold;
+    uint32_t half;
     if (exponent >= 32) {
         return (exponent == 32 && x == MCUC_INT32_MIN) ? -1 : 0;
     }
-    mask = exponent == 0 ? 0u : (0xFFFFFFFFu >> (32 - exponent));
-    remainder = (uint32_t)x & mask;
-    threshold = (mask >> 1) + (x < 0 ? 1u : 0u);
-    return mcuc_asr32(x, exponent) + (remainder > threshold ? 1 : 0);
+    if (exponent == 0) {
+        return x;
+    }
+    /* The reference adds 1 to floor(x / 2^exponent) when the remainder exceeds
+     * 2^(exponent-1) - 1 + (x < 0): that is floor((x + 2^(exponent-1)) / 2^exponent) for x >= 0
+     * (in uint32, where the sum cannot wrap) and floor((x + 2^(exponent-1) - 1) / 2^exponent)
+     * for x < 0 (in int32, where it cannot overflow). One add and one shift, no mask. */
+    half = 1u << (exponent - 1);
+    if (x >= 0) {
+        return (int32_t)(((uint32_t)x + half) >> exponent);
+    }
+    return mcuc_asr32(x + (int32_t)(half - 1u), exponent);
 }
 
 /* x / 2^s rounded half to even for s > 0; x * 2^-s saturated to int32 for s <= 0

@@ -170,6 +170,13 @@ def test_header_matches_python_optimized(cc, tmp_path, vectors):
     _run(cc, STRICT + ["-O3", "-pedantic"], tmp_path, vectors)
 
 
+@pytest.mark.parametrize("cc", compilers())
+def test_header_portable_shifts_match_python(cc, tmp_path, vectors):
+    """The shifts that compilers other than GCC/Clang take, checked under sanitizers."""
+    flags = STRICT + ["-DMCUC_ROUND_PORTABLE"] + (SANITIZE if sanitizers_work(cc) else ["-O3"])
+    _run(cc, flags, tmp_path, vectors)
+
+
 def test_vector_set_covers_every_function(vectors):
     _, expected = vectors
     assert {fid for fid, _, _ in expected} == set(range(17))

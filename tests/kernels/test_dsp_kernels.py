@@ -110,13 +110,32 @@ def _check_dsp_used(man, proj, dsp):
     assert all(f"{i['function']}_ta[256]" in kernels for i in adds)
     pools = [i for i in man["layers"] if i["op"] == "avgpool"]
     assert sum("__sxtab16(even, v)" in kernels.split(f"void {i['function']}(")[1].split("\n}\n")[0] for i in pools) == 3
-    assert "> 0 ? __ssat(" in kernels and "> 0 ? mcuc_clamp_i32(" in kernels  # the fused-ReLU epilogue
+    assert "__ssat(__qadd(mcuc_rdbpot(mcuc_dsp_nonneg(mcuc_dsp_srdhm_small(mcuc_dsp_relu(" in kernels  # fused ReLU
+    assert "mcuc_clamp_i32(__qadd(mcuc_rdbpot(mcuc_dsp_nonneg(mcuc_dsp_srdhm_small(mcuc_dsp_relu(" in kernels
+    assert "mcuc_rdbpot(mcuc_dsp_srdhm_small(" in kernels  # small accumulators: SMMULR
     for info in man["layers"]:
         node = info["layer"].split("_", 1)[1]
         if node in names:
             assert info["template"].startswith("cortex-m/") and info["template"].split("/")[1] in DSP_TEMPLATES
             # The DSP definition of the layer's kernel (the portable one only under #else).
             assert f"MCUC_DSP_HOT void {info['function']}(" in kernels, info["layer"]
+
+
+def test_smmulr_is_srdhm_on_small_accumulators():
+    """mcuc_dsp_srdhm_small: SMMULR(2x, m) = floor((2x m + 2^31) / 2^32) equals rounding.srdhm
+    for |x| < 2^30 and every multiplier >= 0 (Python integers: the identity, exactly)."""
+    from compiler.ir import rounding as R
+
+    rng = np.random.default_rng(5)
+    lim = (1 << 30) - 1
+    xs = np.concatenate([np.array([-lim, -lim + 1, -(1 << 29), -3, -2, -1, 0, 1, 2, 3, 1 << 29, lim - 1, lim]),
+                         rng.integers(-lim, lim, 3000, endpoint=True)])
+    ms = np.concatenate([np.array([0, 1, 1 << 30, (1 << 30) + 1, R.INT32_MAX - 1, R.INT32_MAX]),
+                         rng.integers(1 << 30, R.INT32_MAX, 20, endpoint=True)])
+    for m in ms:
+        want = R.srdhm(xs, int(m))
+        got = [(2 * int(x) * int(m) + (1 << 31)) >> 32 for x in xs]
+        assert np.array_equal(want, np.array(got, np.int64)), int(m)
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -176,3 +195,30 @@ def test_mlperf_bit_exact_with_dsp_kernels(name, tmp_path):
     feeds = {t_in["graph_name"]: x.reshape((-1,) + tuple(t_in["shape"][1:]))}
     run = runner.run_firmware(tmp_path, feeds, sim="unicorn", fw=firmware.build_firmware(tmp_path))
     assert np.array_equal(run.outputs[t_out["graph_name"]].reshape(want.shape), want)
+
+
+def test_pre_extended_pointwise_weights_read_back(tmp_path):
+    """For the cortex-m family lowering stores 1x1 weights as int16 (w0, w2, w1, w3) groups; the
+    portable loader mcuc_ld_s8x (the kernels' #else path) reads them back in the original order,
+    and other families keep the plain int8 array."""
+    from compiler import resources
+    from compiler.codegen.lower import lower
+
+    b = Builder(7, "ext")
+    b.out(b.conv(h=3, w=3, c=12, o=5, k=(1, 1)))
+    for families, ld in ((["cortex-m", "generic"], "mcuc_ld_s8x"), (["generic"], "mcuc_ld_s8")):
+        prog = lower(b.g, "ext", families=families)
+        layer = next(l for l in prog.layers if l.template == "conv2d_1x1.c.j2")
+        assert layer.params["ld"] == ld
+    w = next(n for n in b.g.nodes if n.op == "conv2d").inputs[1].const.reshape(-1)
+    arr = next(a for a in lower(b.g, "ext", families=["cortex-m", "generic"]).arrays if a.ctype == "int16_t")
+    src = tmp_path / "ld.c"
+    src.write_text('#include <stdio.h>\n#include <stdint.h>\n#include "mcuc_pack.h"\n'
+                   f"static const int16_t w[{arr.data.size}] = {{{', '.join(str(int(v)) for v in arr.data)}}};\n"
+                   f'int main(void) {{ for (int32_t i = 0; i < {w.size}; ++i) printf("%d\\n", (int)mcuc_ld_s8x(w, i)); return 0; }}\n')
+    exe = tmp_path / "ld"
+    inc = resources.runtime_dir() / "include"
+    r = subprocess.run(["cc", *STRICT, f"-I{inc}", str(src), "-o", str(exe)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    got = [int(v) for v in subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.split()]
+    assert got == [int(v) for v in w]
