@@ -23,8 +23,8 @@ import numpy as np
 from ..boards import Board, load_board
 from ..codegen import toolchain
 from ..errors import McucError
-from ..ir.dtypes import DType
 from .host import _first_error, _manifest, _samples
+from .protocol import decode_outputs
 
 BLOB_MAGIC = 0x4955434D
 BLOB_OVERHEAD = 16 + 4  # the blob header, then the stream's sample count
@@ -163,25 +163,7 @@ def parse_console(text: str, man: dict, n: int, simulator: str) -> tuple[dict[st
     if result.get("status") != "PASS":
         raise McucError(f"{simulator}: firmware reported {m.group(0)}")
     data = bytes.fromhex("".join(_OUT.findall(text[:m.start()])))
-    per = []
-    for t in man["outputs"]:
-        dt = DType[t["dtype"].upper()]
-        per.append((t, dt.np.newbyteorder("<"), int(np.prod(t["shape"], dtype=np.int64)) if t["shape"] else 1))
-    sample_bytes = sum(cnt * np.dtype(d).itemsize for _, d, cnt in per)
-    if len(data) != n * sample_bytes:
-        raise McucError(f"{simulator}: firmware sent {len(data)} output bytes, expected {n * sample_bytes}")
-    chunks: dict[str, list[np.ndarray]] = {t["graph_name"]: [] for t, _, _ in per}
-    pos = 0
-    for _ in range(n):
-        for t, d, cnt in per:
-            nb = cnt * np.dtype(d).itemsize
-            chunks[t["graph_name"]].append(np.frombuffer(data[pos:pos + nb], dtype=d))
-            pos += nb
-    outputs = {}
-    for t, d, _ in per:
-        shape = tuple(t["shape"])
-        arr = np.concatenate(chunks[t["graph_name"]]) if n else np.zeros(0, d)
-        outputs[t["graph_name"]] = arr.astype(np.dtype(d).newbyteorder("=")).reshape((-1,) + shape[1:] if shape else (-1,))
+    outputs = decode_outputs(man, data, n, f"{simulator}: the firmware")
     return outputs, result
 
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from ..errors import McucError
 from ..ir.dtypes import DType
+from .protocol import decode_outputs
 
 _RESULT = re.compile(r"^MCUC_RESULT (.*)$", re.MULTILINE)
 _LAYER = re.compile(r"^MCUC_LAYER index=(\d+) name=(\S+) cycles=(\d+)$", re.MULTILINE)
@@ -138,26 +139,7 @@ def run_host_detailed(project_dir, inputs: dict[str, np.ndarray], *, cc: str | N
         if result.get("status") != "PASS":
             raise McucError(f"{exe.name} reported {m.group(0)}")
         data = outp.read_bytes()
-    outs_meta = man["outputs"]
-    per = []
-    for t in outs_meta:
-        dt = DType[t["dtype"].upper()]
-        per.append((t, dt.np.newbyteorder("<"), int(np.prod(t["shape"], dtype=np.int64)) if t["shape"] else 1))
-    sample_bytes = sum(cnt * np.dtype(d).itemsize for _, d, cnt in per)
-    if len(data) != n * sample_bytes:
-        raise McucError(f"{exe.name} wrote {len(data)} bytes, expected {n * sample_bytes}")
-    chunks: dict[str, list[np.ndarray]] = {t["graph_name"]: [] for t, _, _ in per}
-    pos = 0
-    for _ in range(n):
-        for t, d, cnt in per:
-            nb = cnt * np.dtype(d).itemsize
-            chunks[t["graph_name"]].append(np.frombuffer(data[pos:pos + nb], dtype=d))
-            pos += nb
-    outputs = {}
-    for t, d, _ in per:
-        shape = tuple(t["shape"])
-        arr = np.concatenate(chunks[t["graph_name"]]) if n else np.zeros(0, d)
-        outputs[t["graph_name"]] = arr.astype(np.dtype(d).newbyteorder("=")).reshape((-1,) + shape[1:] if shape else (-1,))
+    outputs = decode_outputs(man, data, n, exe.name)
     layers = {name: int(c) for _, name, c in _LAYER.findall(r.stdout)}
     return HostRun(outputs, result, layers, r.stdout)
 
