@@ -203,6 +203,22 @@ class Lowering:
         return self.array(layer, "w", cdata.storage_ctype(dt), data), cdata.loader(dt)
 
     # -- epilogue ----------------------------------------------------------------------------
+    def _weighted_args(self, node: Node, cname: str, x: Value, w: Value, pre, wzp, bias, o: int, acc_bound: int):
+        """The arguments every weighted kernel takes, in order: input, weights (pre-extended when the
+        family lays them out so), bias when any is non-zero, weight zero points, epilogue, output."""
+        args = [self._in_arg(x, "x")]
+        warr, ld = pre or self.weights(cname, w)
+        args.append(Arg(f"const {warr.ctype} *w", "array", warr, warr.ctype))
+        has_bias = bool(np.any(bias != 0))
+        if has_bias:
+            args.append(Arg("const int32_t *bias", "array", self.array(cname, "bias", "int32_t", bias), "int32_t"))
+        wz = self._wzp_param(cname, wzp, args)
+        ep_args: list[Arg] = []
+        ep = self.epilogue(node, cname, o, ep_args, acc_bound=acc_bound)
+        args += ep_args
+        args.append(self._out_arg(node.out))
+        return args, ld, has_bias, wz, ep
+
     def epilogue(self, node: Node, layer: str, channels: int, args: list[Arg], *, wide: bool = False,
                  acc_bound: int | None = None) -> dict:
         """out = clamp(requant(acc) + zp, lo, hi) as plain values; per-channel arrays become args.
@@ -366,18 +382,8 @@ class Lowering:
         if kh == 1 and kw == 1 and grp == 1 and not any((pt, pl, pb, pr)):
             return self._pointwise(node, idx, cname, "conv2d", "1x1", "conv2d_1x1.c.j2", x, w, wvals, wzp, bias, xzp,
                                    rows_shape=(n, oh, ow), src=(h, wd, sh, sw), k=c, o=o)
-        args = [self._in_arg(x, "x")]
-        warr, ld = (self._pre_extended(cname, xdt, w, wvals, wzp, o, k_total) if grp == 1 else None) \
-            or self.weights(cname, w)
-        args.append(Arg(f"const {warr.ctype} *w", "array", warr, warr.ctype))
-        has_bias = bias.size > 0 and bool(np.any(bias != 0))
-        if has_bias:
-            args.append(Arg("const int32_t *bias", "array", self.array(cname, "bias", "int32_t", bias), "int32_t"))
-        wz = self._wzp_param(cname, wzp, args)
-        ep_args: list[Arg] = []
-        ep = self.epilogue(node, cname, o, ep_args, acc_bound=acc_bound)
-        args += ep_args
-        args.append(self._out_arg(node.out))
+        pre = self._pre_extended(cname, xdt, w, wvals, wzp, o, k_total) if grp == 1 else None
+        args, ld, has_bias, wz, ep = self._weighted_args(node, cname, x, w, pre, wzp, bias, o, acc_bound)
         common = dict(N=n, H=h, W=wd, C=c, OH=oh, OW=ow, OC=o, KH=kh, KW=kw, SH=sh, SW=sw, DH=dh, DW=dw, PT=pt, PL=pl,
                       XZP=xzp, it=xdt.ctype, ot=node.out.type.dtype.ctype, ld=ld, has_bias=has_bias, wz=wz, ep=ep,
                       wdt=w.type.dtype.short)
@@ -435,18 +441,8 @@ class Lowering:
         wabs = int(np.abs(wvals).max()) if wvals.size else 0
         acc_bound = k * xabs * wabs + k * xabs * int(np.abs(wzp).max()) + int(np.abs(bias_eff).max())
         self._check_acc(node, acc_bound)
-        args = [self._in_arg(x, "x")]
-        warr, ld = (self._pre_extended(cname, xdt, w, wvals, wzp, o, k) if op == "conv2d" else None) \
-            or self.weights(cname, w)
-        args.append(Arg(f"const {warr.ctype} *w", "array", warr, warr.ctype))
-        has_bias = bool(np.any(bias_eff != 0))
-        if has_bias:
-            args.append(Arg("const int32_t *bias", "array", self.array(cname, "bias", "int32_t", bias_eff), "int32_t"))
-        wz = self._wzp_param(cname, wzp, args)
-        ep_args: list[Arg] = []
-        ep = self.epilogue(node, cname, o, ep_args, acc_bound=acc_bound)
-        args += ep_args
-        args.append(self._out_arg(node.out))
+        pre = self._pre_extended(cname, xdt, w, wvals, wzp, o, k) if op == "conv2d" else None
+        args, ld, has_bias, wz, ep = self._weighted_args(node, cname, x, w, pre, wzp, bias_eff, o, acc_bound)
         wsfx = "" if w.type.dtype in (DType.INT8, xdt) else "_w" + cdata.SUFFIX[w.type.dtype]
         params = dict(K=k, O=o, it=xdt.ctype, ot=node.out.type.dtype.ctype, ld=ld, has_bias=has_bias, wz=wz, ep=ep,
                       bias_values=[_lit(v) for v in bias_eff])
