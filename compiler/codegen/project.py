@@ -140,7 +140,9 @@ def render_project(graph: Graph, board: Board, *, model_name: str, model_sha256:
     for i, layer in enumerate(prog.layers):
         info = {"index": i, "layer": layer.cname, "op": layer.node.op, "function": None, "template": None,
                 "scratch_bytes": layer.scratch, "inplace": i in plan.inplace, "alias": i in plan.aliased,
-                "macs": node_macs(layer.node)}
+                "macs": node_macs(layer.node),
+                # Constant arrays the layer's kernel reads: the per-layer flash breakdown of reports.
+                "arrays": [{"symbol": a.ref.symbol, "bytes": a.ref.nbytes} for a in layer.args if a.kind == "array"]}
         call = {"index": i, "layer": layer.cname, "op": layer.node.op, "func": None, "args": [], "note": ""}
         if i in plan.aliased:
             info["template"] = "alias"
@@ -255,7 +257,7 @@ def render_project(graph: Graph, board: Board, *, model_name: str, model_sha256:
         "outputs": [_io_manifest(t) for t in prog.outputs],
         "layers": layer_info,
         "templates": dict(sorted(used_templates.items())),
-        "memory": plan.report(),
+        "memory": {**plan.report(), "buffers": _buffer_map(prog, plan)},
         "flash": {
             "weights_bytes": weights_bytes,
             "code_bytes": code["text_bytes"],
@@ -271,6 +273,23 @@ def render_project(graph: Graph, board: Board, *, model_name: str, model_sha256:
     if fits is not None:
         manifest["fits"] = fits
     return Rendered(files, manifest)
+
+
+def _buffer_map(prog: Program, plan: memory.MemoryPlan) -> list[dict]:
+    """The arena plan as data for reports (``mcuc profile``): each arena buffer's offset, size and
+    lifetime in layer indices, named by the tensor that owns it (or ``scratch:<layer>``)."""
+    names = {t.value.id: t.value.name for t in prog.inputs}
+    for layer in prog.layers:
+        names.setdefault(layer.writes.id, layer.writes.name)
+        for v in layer.reads:
+            names.setdefault(v.id, v.name)
+    out = []
+    for b in sorted(plan.buffers, key=lambda b: (b.start, b.offset, str(b.key))):
+        kind, key = b.key
+        name = f"scratch:{prog.layers[key].cname}" if kind == "scratch" else names.get(key, f"value{key}")
+        out.append({"name": name, "kind": "scratch" if kind == "scratch" else "tensor", "offset": b.offset,
+                    "bytes": b.size, "first_layer": b.start, "last_layer": b.end})
+    return out
 
 
 def _hex(v: int) -> str:
