@@ -234,6 +234,12 @@ from .quantize.cli import quantize as _quantize_cmd  # noqa: E402  (a subcommand
 
 main.add_command(_quantize_cmd)
 
+from .regress.cli import export_robot_cmd as _export_robot_cmd  # noqa: E402
+from .regress.cli import regress as _regress_cmd  # noqa: E402
+
+main.add_command(_regress_cmd)
+main.add_command(_export_robot_cmd)
+
 
 if __name__ == "__main__":
     main()
