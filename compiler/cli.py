@@ -240,6 +240,10 @@ from .regress.cli import regress as _regress_cmd  # noqa: E402
 main.add_command(_regress_cmd)
 main.add_command(_export_robot_cmd)
 
+from .profile.cli import profile as _profile_cmd  # noqa: E402
+
+main.add_command(_profile_cmd)
+
 
 if __name__ == "__main__":
     main()
