@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_WORKERS ?= 2
 DEBS := gcc-arm-none-eabi libnewlib-arm-none-eabi picolibc-arm-none-eabi gcc-riscv64-unknown-elf \
-        picolibc-riscv64-unknown-elf qemu-system-arm qemu-system-misc clang
+        picolibc-riscv64-unknown-elf qemu-system-arm qemu-system-misc clang chromium
 
 .PHONY: setup debs venv test demo bench clean
 
