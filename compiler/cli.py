@@ -9,43 +9,14 @@ import click
 import numpy as np
 
 from . import __version__
-from .cliutil import guarded
+from .cliutil import compile_options, guarded, parse_shapes
 from .errors import McucError
-
-
-def _parse_shapes(specs) -> dict[str, list[int]]:
-    out = {}
-    for s in specs:
-        if "=" not in s:
-            raise McucError(f"--input-shape {s!r}: expected NAME=D1,D2,...")
-        name, dims = s.split("=", 1)
-        try:
-            out[name] = [int(d) for d in dims.split(",")]
-        except ValueError:
-            raise McucError(f"--input-shape {s!r}: dimensions must be integers") from None
-        if any(d <= 0 for d in out[name]):
-            raise McucError(f"--input-shape {s!r}: dimensions must be positive")
-    return out
-
-
-def compile_options(fn):
-    fn = click.option("--input-shape", "input_shape", multiple=True, metavar="NAME=D1,D2,...",
-                      help="Fix the shape of an input with dynamic dimensions (repeatable).")(fn)
-    fn = click.option("--rounding", type=click.Choice(["auto", "onnx", "tflite"]), default="auto", show_default=True,
-                      help="Whose integer arithmetic to reproduce: ONNX (round half to even) or TFLite Micro; "
-                           "auto picks tflite for models converted by tf2onnx.")(fn)
-    fn = click.option("--scale-policy", type=click.Choice(["exact", "pow2"]), default="exact", show_default=True,
-                      help="exact: keep every scale (dyadic multipliers); pow2: round scales to powers of two "
-                           "(shift-only requantization) and report how far outputs move.")(fn)
-    fn = click.option("--dump-after", multiple=True, metavar="PASS|all",
-                      help="Print the IR after a pass (or after every pass) to stderr.")(fn)
-    return fn
 
 
 def _lower(model, input_shape, rounding, scale_policy, dump_after):
     from .pipeline import compile_model
 
-    return compile_model(model, input_shapes=_parse_shapes(input_shape), convention=rounding,
+    return compile_model(model, input_shapes=parse_shapes(input_shape), convention=rounding,
                          scale_policy=scale_policy, dump_after=dump_after,
                          dump=lambda s: click.echo(s, err=True))
 

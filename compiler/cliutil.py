@@ -38,3 +38,35 @@ def guarded(fn):
                   "this is a bug in mcuc, please report it (MCUC_DEBUG=1 shows the traceback)", 3)
 
     return wrapper
+
+
+def parse_shapes(specs) -> dict[str, list[int]]:
+    out = {}
+    for s in specs:
+        if "=" not in s:
+            raise McucError(f"--input-shape {s!r}: expected NAME=D1,D2,...")
+        name, dims = s.split("=", 1)
+        try:
+            out[name] = [int(d) for d in dims.split(",")]
+        except ValueError:
+            raise McucError(f"--input-shape {s!r}: dimensions must be integers") from None
+        if any(d <= 0 for d in out[name]):
+            raise McucError(f"--input-shape {s!r}: dimensions must be positive")
+    return out
+
+
+def compile_options(fn, *, dump: bool = True):
+    """The options every command that compiles a model takes (``dump``: also --dump-after)."""
+    fn = click.option("--input-shape", "input_shape", multiple=True, metavar="NAME=D1,D2,...",
+                      help="Fix the shape of an input with dynamic dimensions (repeatable).")(fn)
+    fn = click.option("--rounding", type=click.Choice(["auto", "onnx", "tflite"]), default="auto", show_default=True,
+                      help="Whose integer arithmetic to reproduce: ONNX (round half to even) or TFLite Micro; "
+                           "auto picks tflite for models converted by tf2onnx.")(fn)
+    fn = click.option("--scale-policy", type=click.Choice(["exact", "pow2"]), default="exact", show_default=True,
+                      help="exact: keep every scale (dyadic multipliers); pow2: round scales to powers of two "
+                           "(shift-only requantization) and report how far outputs move.")(fn)
+    if not dump:
+        return fn
+    fn = click.option("--dump-after", multiple=True, metavar="PASS|all",
+                      help="Print the IR after a pass (or after every pass) to stderr.")(fn)
+    return fn

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+
 import click
 
-from ..cliutil import guarded
+from ..cliutil import compile_options, guarded, parse_shapes
 
 
 @click.command("profile")
@@ -23,13 +25,17 @@ from ..cliutil import guarded
 @click.option("--output-dir", "-o", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Directory for index.html, the PNG charts and profile.json.")
 @click.option("--timeout", type=float, default=600, show_default=True, help="Seconds before a hung firmware is stopped.")
+@functools.partial(compile_options, dump=False)
 @guarded
-def profile(model, board, sim, input_path, labels, reference, samples, out_dir, timeout):
+def profile(model, board, sim, input_path, labels, reference, samples, out_dir, timeout, input_shape, rounding,
+            scale_policy):
     """Write an HTML report of MODEL on BOARD: estimated cycles and cycles/MAC per layer, arena
     timeline, flash breakdown and accuracy. Opens from disk, no server needed."""
+    from ..regress.schema import CompileOptions
     from .report import profile as run_profile
 
+    opts = CompileOptions(input_shapes=parse_shapes(input_shape), rounding=rounding, scale_policy=scale_policy)
     d = run_profile(model, board, out_dir, sim=sim, input_path=input_path, labels=labels, reference=reference,
-                    samples=samples, timeout=timeout)
+                    samples=samples, timeout=timeout, options=opts)
     extra = f", {d['cycles']:,} estimated cycles per inference" if d["cycles"] else ""
     click.echo(f"wrote {out_dir}/index.html ({len(d['charts'])} charts){extra}")

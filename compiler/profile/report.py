@@ -210,22 +210,23 @@ td:first-child,th:first-child{text-align:left}figure{margin:1em 0}img{max-width:
 
 
 def profile(model, board: str, out_dir, *, sim: str = "auto", input_path: str | None = None,
-            labels: str | None = None, reference: str | None = None, samples: int = 4, timeout: float = 600) -> dict:
+            labels: str | None = None, reference: str | None = None, samples: int = 4, timeout: float = 600,
+            options=None) -> dict:
     """Run ``model`` on ``board`` and write the report into ``out_dir``; returns its data (also
     written as profile.json)."""
     from ..boards import load_board
     from ..codegen import generate_project
     from ..io import from_device, to_device
     from ..ir import interpreter
-    from ..pipeline import compile_model
     from ..regress.measure import Job, load_job_inputs, sha256_file
+    from ..regress.schema import CompileOptions
 
     model = Path(model)
     if not model.is_file():
         raise McucError("no such model file", where=str(model))
     b = load_board(board)
     sha = sha256_file(model)
-    g = compile_model(model)
+    g = (options or CompileOptions()).compile(model)
     feeds, source = load_job_inputs(Job(str(model), board, inputs=input_path, samples=samples), g, sha)
     n = int(next(iter(feeds.values())).shape[0])
     want = interpreter.run(g, feeds)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from pathlib import Path
 
 import click
 
-from ..cliutil import guarded
+from ..cliutil import compile_options, guarded, parse_shapes
 from ..errors import McucError
 
 
@@ -30,8 +31,10 @@ from ..errors import McucError
 @click.option("--renode", is_flag=True, help="Also run each model's Robot Framework suite with renode-test.")
 @click.option("--timeout", type=float, default=600, show_default=True, help="Seconds before a hung firmware is stopped.")
 @click.option("--no-progress", is_flag=True, help="No progress bar (it goes to stderr).")
+@functools.partial(compile_options, dump=False)
 @guarded
-def regress(baseline, models, board, sim, inputs, samples, update, junit, jobs, renode, timeout, no_progress):
+def regress(baseline, models, board, sim, inputs, samples, update, junit, jobs, renode, timeout, no_progress,
+            input_shape, rounding, scale_policy):
     """Run MODELS (default: every model the BASELINE records for BOARD) and compare outputs,
     instructions, estimated cycles, arena, flash and per-layer cycles with BASELINE. Exits 1
     when a metric regressed beyond its tolerance."""
@@ -45,7 +48,8 @@ def regress(baseline, models, board, sim, inputs, samples, update, junit, jobs, 
         if shutil.which("renode") is None or shutil.which("renode-test") is None:
             raise McucError("--renode needs renode and renode-test on PATH; they are not installed here")
     base = schema.load(baseline, missing_ok=update)
-    todo = plan_jobs(baseline, base, list(models), board, sim=sim, inputs=inputs, samples=samples, timeout=timeout)
+    todo = plan_jobs(baseline, base, list(models), board, sim=sim, inputs=inputs, samples=samples, timeout=timeout,
+                     options=options_from_cli(click.get_current_context(), input_shape, rounding, scale_policy))
     n_jobs = jobs or os.cpu_count() or 1
     outcomes = run_jobs(todo, n_jobs, progress=not no_progress)
     evaluate(base, outcomes)
@@ -64,6 +68,20 @@ def regress(baseline, models, board, sim, inputs, samples, update, junit, jobs, 
     sys.exit(1 if any(o.failing for o in outcomes) else 0)
 
 
+def options_from_cli(ctx, input_shape, rounding, scale_policy):
+    """The compile options given on the command line, or None when none was (each model then
+    keeps the options its baseline record was compiled with)."""
+    from click.core import ParameterSource
+
+    from .schema import CompileOptions
+
+    given = [n for n in ("input_shape", "rounding", "scale_policy")
+             if ctx.get_parameter_source(n) not in (ParameterSource.DEFAULT, None)]
+    if not given:
+        return None
+    return CompileOptions(input_shapes=parse_shapes(input_shape), rounding=rounding, scale_policy=scale_policy)
+
+
 def _run_renode(todo, base, outcomes) -> None:
     import tempfile
 
@@ -72,7 +90,8 @@ def _run_renode(todo, base, outcomes) -> None:
 
     for job, o in zip(todo, outcomes):
         with tempfile.TemporaryDirectory(prefix="mcuc-robot-") as tmp:
-            s = export_robot(job.model, job.board, tmp, inputs=job.inputs, samples=job.samples, baseline=base)
+            s = export_robot(job.model, job.board, tmp, inputs=job.inputs, samples=job.samples, baseline=base,
+                             options=job.options)
             r = run_suite(s.path)
         if not r["passed"]:
             o.deltas.insert(0, Delta(o.key, "renode suite", "pass", "fail", r["last_line"], REGRESSED))
@@ -93,14 +112,17 @@ def _run_renode(todo, base, outcomes) -> None:
 @click.option("--samples", type=click.IntRange(1, 10000), default=4, show_default=True,
               help="Random samples when there is no inputs file.")
 @click.option("--force", is_flag=True, help="Overwrite files mcuc generated before in DIR.")
+@functools.partial(compile_options, dump=False)
 @guarded
-def export_robot_cmd(model, board, out_dir, baseline, input_path, samples, force):
+def export_robot_cmd(model, board, out_dir, baseline, input_path, samples, force, input_shape, rounding, scale_policy):
     """Write a Robot Framework suite for renode-test that runs MODEL's firmware on BOARD, asserts
     its outputs and records Renode's ExecutedInstructions."""
     from . import schema
     from .robot import export_robot
 
     base = schema.load(baseline) if baseline else None
-    s = export_robot(model, board, out_dir, inputs=input_path, samples=samples, baseline=base, force=force)
+    opts = options_from_cli(click.get_current_context(), input_shape, rounding, scale_policy)
+    s = export_robot(model, board, out_dir, inputs=input_path, samples=samples, baseline=base, force=force,
+                     options=opts)
     click.echo(f"wrote {s.path}: {s.samples} sample(s), {s.lines} output line(s) from {s.source}; "
                f"run it with: cd {Path(out_dir)} && renode-test {s.path.name}")

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import McucError
-from .schema import LayerRecord, OutputData, Record
+from .schema import CompileOptions, LayerRecord, OutputData, Record
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,7 @@ class Job:
     samples: int = 4  # random samples when no input file exists
     timeout: float = 600.0
     path_in_baseline: str | None = None  # the model's path as the baseline stores it
+    options: CompileOptions = field(default_factory=CompileOptions)
 
     @property
     def name(self) -> str:
@@ -101,14 +102,12 @@ def measure(job: Job) -> Record:
     from ..codegen import generate_project
     from ..io import from_device, to_device
     from ..ir import interpreter
-    from ..pipeline import compile_model
-
     model = Path(job.model)
     if not model.is_file():
         raise McucError("no such model file", where=str(model))
     board = load_board(job.board)
     sha = sha256_file(model)
-    g = compile_model(model)
+    g = job.options.compile(model)
     feeds, source = load_job_inputs(job, g, sha)
     want = interpreter.run(g, feeds)
     dev_in = to_device(g, feeds)
@@ -129,7 +128,7 @@ def measure(job: Job) -> Record:
     exact = all(np.array_equal(got[v.name], want[v.name]) for v in g.outputs)
     fl = man["flash"]
     common = dict(model=model.stem, path=job.path_in_baseline, model_sha256=sha, inputs=source,
-                  inputs_sha256=_inputs_sha256(feeds), board=man["board"],
+                  inputs_sha256=_inputs_sha256(feeds), board=man["board"], options=job.options,
                   samples=int(next(iter(feeds.values())).shape[0]) if feeds else 0,
                   outputs={v.name: OutputData.of(outs[v.name]) for v in g.outputs}, interpreter_exact=exact,
                   arena_bytes=man["memory"]["arena_bytes"], weights_bytes=fl["weights_bytes"])

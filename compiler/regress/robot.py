@@ -105,17 +105,17 @@ def suite_text(*, model: str, board: str, sha256: str, uart: str, blob_addr: int
 
 
 def export_robot(model, board: str, out_dir, *, inputs: str | None = None, samples: int = 4,
-                 baseline=None, force: bool = False) -> Suite:
+                 baseline=None, force: bool = False, options=None) -> Suite:
     """Write the Renode suite of ``model`` on ``board`` and everything it loads into ``out_dir``.
     Expected outputs come from ``baseline`` (a schema.Baseline) when it has a record of this
-    model and board on the same inputs, else from the reference interpreter."""
+    model and board on the same inputs, else from the reference interpreter. ``options`` (a
+    schema.CompileOptions): as given, else the baseline record's, else the defaults."""
     from ..boards import load_board
     from ..codegen import generate_project
     from ..io import to_device
-    from ..pipeline import compile_model
     from ..sim import firmware
     from .measure import Job, load_job_inputs, sha256_file
-    from .schema import record_key
+    from .schema import CompileOptions, record_key
 
     model = Path(model)
     if not model.is_file():
@@ -125,7 +125,10 @@ def export_robot(model, board: str, out_dir, *, inputs: str | None = None, sampl
     if ren is None or not ren.uart:
         raise McucError(f"board {b.qualified!r} has no Renode description with a console UART (simulators.renode.uart)")
     sha = sha256_file(model)
-    g = compile_model(model)
+    if options is None:
+        rec = baseline.records.get(record_key(model.stem, b.qualified)) if baseline is not None else None
+        options = rec.options if rec is not None else CompileOptions()
+    g = options.compile(model)
     feeds, _ = load_job_inputs(Job(str(model), board, inputs=inputs, samples=samples), g, sha)
     out_dir = Path(out_dir)
     suite = out_dir / f"{model.stem}.robot"

@@ -20,7 +20,7 @@ from ..errors import McucError
 from . import schema
 from .compare import FAILING, Delta, compare, error_delta
 from .measure import Job, measure_safely
-from .schema import Baseline, Record, Recorded, record_key
+from .schema import Baseline, CompileOptions, Record, Recorded, record_key
 
 
 @dataclass
@@ -48,9 +48,11 @@ def _rel_path(model: Path, base_dir: Path) -> str:
 
 
 def plan_jobs(baseline_path, baseline: Baseline, models: list[str], board: str, *, sim: str = "auto",
-              inputs: str | None = None, samples: int = 4, timeout: float = 600) -> list[Job]:
+              inputs: str | None = None, samples: int = 4, timeout: float = 600,
+              options: CompileOptions | None = None) -> list[Job]:
     """The jobs of one ``mcuc regress`` call: the models named, else every baseline record of
-    ``board`` (paths relative to the baseline file)."""
+    ``board`` (paths relative to the baseline file). Compile options: ``options`` when given,
+    else those the model's record was compiled with, else the defaults."""
     from ..boards import load_board
 
     b = load_board(board)
@@ -87,8 +89,14 @@ def plan_jobs(baseline_path, baseline: Baseline, models: list[str], board: str, 
             per_model[paths[0].stem] = str(ip)
         else:
             raise McucError("no such inputs file or directory", where=str(ip))
+    def options_of(p: Path) -> CompileOptions:
+        if options is not None:
+            return options
+        rec = baseline.records.get(record_key(p.stem, b.qualified))
+        return rec.options if rec is not None else CompileOptions()
+
     return [Job(str(p), b.qualified, sim=sim, inputs=per_model[p.stem], samples=samples, timeout=timeout,
-                path_in_baseline=_rel_path(p, base_dir)) for p in paths]
+                path_in_baseline=_rel_path(p, base_dir), options=options_of(p)) for p in paths]
 
 
 def run_jobs(jobs: list[Job], n_jobs: int, *, progress: bool = True) -> list[Outcome]:

@@ -42,6 +42,20 @@ class Tolerances(_Model):
     output_steps: int = Field(default=0, ge=0)
 
 
+class CompileOptions(_Model):
+    """How the model was compiled (as ``mcuc compile``'s options): a later run reuses them."""
+
+    input_shapes: dict[str, list[int]] = {}
+    rounding: Literal["auto", "onnx", "tflite"] = "auto"
+    scale_policy: Literal["exact", "pow2"] = "exact"
+
+    def compile(self, model):
+        from ..pipeline import compile_model
+
+        return compile_model(model, input_shapes=self.input_shapes or None, convention=self.rounding,
+                             scale_policy=self.scale_policy)
+
+
 class OutputData(_Model):
     dtype: str
     shape: list[int]
@@ -79,6 +93,7 @@ class Record(_Model):
     inputs: str  # where the inputs came from: "file:<path>" or "random:seed=<n>,samples=<n>"
     inputs_sha256: str
     board: str  # vendor/name
+    options: CompileOptions = CompileOptions()
     simulator: str  # qemu, unicorn, renode or host
     toolchain: str | None = None
     cycle_model: str | None = None

@@ -196,3 +196,16 @@ def test_qemu_run_matches_a_unicorn_baseline(fw_baseline, model_dir, tmp_path):
     assert failures(junit) == {"digits": ""}
     out = ET.parse(junit).getroot().find(".//system-out").text
     assert out.splitlines() == [next(ln for ln in out.splitlines() if ln.startswith("changed: environment"))]
+
+
+def test_compile_options_are_recorded_and_reused(model_dir, tmp_path):
+    """A model recorded with --scale-policy pow2 reruns with pow2 when the options are not given
+    again (its outputs would move under the exact scales), and options given on the command line
+    win over the record's."""
+    b = tmp_path / "baseline.json"
+    assert regress(b, model_dir / "digits.onnx", "--board", "host", "--scale-policy", "pow2", "--update").exit_code == 0
+    rec = schema.load(b).records["digits@generic/host"]
+    assert rec.options.scale_policy == "pow2" and rec.options.rounding == "auto"
+    assert regress(b, "--board", "host").exit_code == 0
+    r = regress(b, "--board", "host", "--scale-policy", "exact")
+    assert r.exit_code == 1 and "output output" in r.output
