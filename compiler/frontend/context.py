@@ -123,7 +123,7 @@ def tensor_to_value(ctx: ImportContext, t: onnx.TensorProto) -> Value:
                         f"{onnx.TensorProto.DataType.Name(t.data_type)}", where=ctx.path)
     dt = ONNX_TO_DTYPE[t.data_type]
     arr = numpy_helper.to_array(t)
-    if dt in (DType.INT4, DType.UINT4):
+    if dt in (DType.INT4, DType.UINT4, DType.INT2):
         arr = np.asarray(arr).astype(dt.np)
     elif dt is DType.FLOAT32:
         arr = np.asarray(arr, dtype=np.float32)

@@ -97,5 +97,6 @@ ONNX_TO_DTYPE = {
     9: DType.BOOL,
     21: DType.UINT4,
     22: DType.INT4,
+    26: DType.INT2,  # opset 25; binary {-1, +1} weights arrive as INT2 and are narrowed to INT1 on import
 }
 DTYPE_TO_ONNX = {v: k for k, v in ONNX_TO_DTYPE.items()}

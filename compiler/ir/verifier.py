@@ -36,6 +36,8 @@ def verify(g: Graph, *, integer_only: bool = False, stage: str | None = None) ->
             dt = v.type.dtype
             if dt.is_int and v.const.size and (v.const.min() < dt.qmin or v.const.max() > dt.qmax):
                 _fail(f"constant {v.name} holds values outside {dt.short}", stage=stage)
+            if dt is DType.INT1 and v.const.size and not np.all(np.abs(v.const) == 1):
+                _fail(f"constant {v.name} is binary (i1) and holds a value other than -1 and +1", stage=stage)
 
     for n in g.nodes:
         od = OPS.get(n.op)
@@ -103,6 +105,8 @@ def _check_types(n: Node, stage):
         w = n.inputs[1]
         if not w.is_const:
             _fail("integer weights must be constant", n, stage)
+        if w.type.dtype is DType.INT1 and np.any(np.asarray(n.attrs.get("w_zp", 0)) != 0):
+            _fail("binary (i1) weights take no zero point", n, stage)
         if len(n.inputs) > 2 and n.inputs[2] is not None and n.inputs[2].type.dtype is not DType.INT32:
             _fail("integer bias must be int32", n, stage)
         if n.attrs["requant"] is None and n.out.type.dtype is not DType.INT32:
@@ -140,5 +144,8 @@ def _check_integer_only(g: Graph, stage):
                 continue
             if v.type.dtype is DType.FLOAT32:
                 _fail(f"%{v.name} is float after lowering", n, stage)
+            if v.type.dtype in (DType.INT1, DType.INT2):
+                # Binary / ternary values exist only as packed weights (constants).
+                _fail(f"%{v.name} is a computed {v.type.dtype.short} tensor: 1- and 2-bit types are for weights only", n, stage)
             if v.type.quant is None and v.type.dtype is not DType.INT32:
                 _fail(f"%{v.name} has no quantization", n, stage)
