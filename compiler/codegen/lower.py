@@ -17,7 +17,7 @@ from ..ir.dtypes import DType
 from ..ir.graph import Graph, Node, Value
 from ..ir.quant import QParams, Requant
 from ..ir.verifier import verify
-from . import cdata
+from . import cdata, lowbit
 from .names import Namer
 
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
@@ -356,6 +356,8 @@ class Lowering:
 
     # -- compute ops -------------------------------------------------------------------------
     def _op_conv2d(self, node: Node, idx: int, cname: str) -> Layer:
+        if lowbit.applies(node):
+            return lowbit.lower_conv(self, node, idx, cname)
         self._nhwc(node)
         x, w = node.inputs[0], node.inputs[1]
         b = node.input(2)
@@ -455,6 +457,8 @@ class Lowering:
         return self._layer(node, idx, cname, template, self._fn(op, variant, node, idx, wsfx), args, params)
 
     def _op_dense(self, node: Node, idx: int, cname: str) -> Layer:
+        if lowbit.applies(node):
+            return lowbit.lower_dense(self, node, idx, cname)
         x, w = node.inputs[0], node.inputs[1]
         b = node.input(2)
         o, k = w.type.shape
