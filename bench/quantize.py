@@ -1,6 +1,11 @@
 """Accuracy and weight flash of `mcuc quantize` on the digits nets (the README's table).
 
     .venv/bin/python -m bench.quantize [--json bench/quantize.json]
+    .venv/bin/python -m bench.quantize --sweep [--out bench/sweep]   # the README's sweep tables
+
+With --sweep it runs `mcuc sweep` on the three contract nets (cnn, dwsep, resnet; every policy) and
+on the width-multiplied depthwise-separable builder, on stm32f4-discovery (cycles: the Cortex-M4
+timing model on one firmware run per point), and prints the markdown tables the README quotes.
 
 Float accuracy (onnxruntime), int8 power-of-two PTQ and mixed 4/8-bit at 60% of the int8 weight
 flash, on the 540-image digits test split, calibrated on 200 training images; weight flash is
@@ -17,14 +22,52 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.quantize._helpers import (  # noqa: E402
-    NETS, accuracy, compile_onnx, float_accuracy, quantized, weights_bytes)
+from tests.quantize._helpers import (
+    NETS,
+    accuracy,
+    compile_onnx,
+    float_accuracy,
+    quantized,
+    weights_bytes,
+)
+
+SWEEPS = [("zoo_cnn", None), ("zoo_dwsep", None), ("zoo_resnet", None), ("digits", "0.5,1,2")]
+POLICIES = "int8,int4,mixed:70%,mixed:55%,ternary,binary"
+
+
+def sweep(out: Path) -> int:
+    """Run the README's sweeps with the mcuc command line and print their tables."""
+    import subprocess
+
+    for builder, widths in SWEEPS:
+        cmd = [sys.executable, "-m", "compiler", "sweep", "--builder", f"tests.quantize.sweep_models:{builder}",
+               "--policies", POLICIES, "--board", "stm32f4-discovery", "-o", str(out / builder), "--force"]
+        if widths:
+            cmd += ["--widths", widths]
+        print("$", " ".join(cmd[2:]), flush=True)
+        r = subprocess.run(cmd, cwd=REPO, check=False)
+        if r.returncode:
+            return r.returncode
+    for builder, _ in SWEEPS:
+        data = json.loads((out / builder / "sweep.json").read_text())
+        print(f"\n{data['model']} ({data['cycles']}):\n")
+        print("| policy | width | accuracy (float) | weights flash B | arena B | est. cycles | Pareto |")
+        print("|---|---|---|---|---|---|---|")
+        for p in data["points"]:
+            mark = ", ".join(k for k in ("flash", "cycles") if p[f"pareto_{k}"])
+            print(f"| {p['policy']} | {p['width']:g} | {100 * p['accuracy']:.2f}% ({100 * p['float_accuracy']:.2f}%) | "
+                  f"{p['weights_bytes']:,} | {p['arena_bytes']:,} | {p['cycles']:,} | {mark} |")
+    return 0
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", type=Path, default=REPO / "bench" / "quantize.json")
+    ap.add_argument("--sweep", action="store_true", help="run the README's mcuc sweeps and print their tables")
+    ap.add_argument("--out", type=Path, default=REPO / "bench" / "sweep", help="with --sweep: where the sweeps go")
     args = ap.parse_args(argv)
+    if args.sweep:
+        return sweep(args.out)
     rows = []
     for name in NETS:
         q8 = quantized(name).model

@@ -202,8 +202,10 @@ def boards():
 
 
 from .quantize.cli import quantize as _quantize_cmd  # noqa: E402  (a subcommand defined with its package)
+from .quantize.cli import sweep as _sweep_cmd  # noqa: E402
 
 main.add_command(_quantize_cmd)
+main.add_command(_sweep_cmd)
 
 from .regress.cli import export_robot_cmd as _export_robot_cmd  # noqa: E402
 from .regress.cli import regress as _regress_cmd  # noqa: E402

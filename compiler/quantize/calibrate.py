@@ -118,18 +118,41 @@ def activation_qparams(x: np.ndarray, *, calibrator: str, asymmetric: bool, can_
 
 
 def weight_range(bits: int) -> tuple[int, int]:
+    """Integer range of ``bits``-bit weights. 2 bits is ternary {-1, 0, +1} (TWN: the -2 code
+    would make the grid asymmetric for one value); 1 bit is binary {-1, +1} (no zero)."""
+    if bits == 2:
+        return -1, 1
+    if bits == 1:
+        return -1, 1
     return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+
+
+def round_to_grid(v: np.ndarray, bits: int) -> np.ndarray:
+    """Nearest level of the ``bits``-bit grid for values already divided by the step: round and
+    clip, or for binary the sign (0 goes to +1, as QONNX BipolarQuant does)."""
+    if bits == 1:
+        return np.where(v >= 0, 1.0, -1.0)
+    qmin, qmax = weight_range(bits)
+    return np.clip(np.rint(v), qmin, qmax)
+
+
+# Exponents tried around the covering one (the smallest 2^e holding max|w| in qmax steps). With
+# few levels the least-error step lies further below it: for ternary weights TWN's threshold
+# 0.7 mean|w| puts the step near mean|w|, for binary the best scale is mean|w| (BWN / XNOR-Net).
+_EXP_OFFSETS = {1: (1, 0, -1, -2, -3, -4, -5), 2: (1, 0, -1, -2, -3, -4)}
 
 
 def quantize_weights(w: np.ndarray, out_axis: int, bits: int, per_channel: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Power-of-two weight quantization: (integer weights, exponent per output channel).
 
     Each channel (or, per tensor, the whole tensor) tries the exponent that covers its largest
-    |w| with 2^(bits-1) - 1 levels, one above and two below, and keeps the least squared error
-    (the -2^(bits-1) code is used when rounding reaches it). Per tensor, every channel gets the
-    same exponent: the layer then requantizes with one shift instead of an array of them.
+    |w| with 2^(bits-1) - 1 levels, one above and two below (down to five below for ternary and
+    binary), and keeps the least squared error (the -2^(bits-1) code is used when rounding
+    reaches it). Per tensor, every channel gets the same exponent: the layer then requantizes
+    with one shift instead of an array of them. Ternary and binary weights are thus TWN / BWN
+    with the per-channel scale alpha restricted to a power of two.
     """
-    qmin, qmax = weight_range(bits)
+    _, qmax = weight_range(bits)
     wc = np.moveaxis(np.asarray(w, np.float64), out_axis, 0)
     flat = wc.reshape(wc.shape[0], -1)
     groups = flat if per_channel else flat.reshape(1, -1)
@@ -137,10 +160,10 @@ def quantize_weights(w: np.ndarray, out_axis: int, bits: int, per_channel: bool 
     e0 = np.array([_covering_exp(a, qmax) for a in amax])
     best_err = np.full(len(groups), np.inf)
     best_e = e0.copy()
-    for d in (1, 0, -1, -2):
+    for d in _EXP_OFFSETS.get(bits, (1, 0, -1, -2)):
         e = e0 + d
         s = (2.0 ** e)[:, None]
-        err = ((np.clip(np.rint(groups / s), qmin, qmax) * s - groups) ** 2).sum(axis=1)
+        err = ((round_to_grid(groups / s, bits) * s - groups) ** 2).sum(axis=1)
         better = err < best_err
         best_err = np.where(better, err, best_err)
         best_e = np.where(better, e, best_e)
@@ -149,8 +172,7 @@ def quantize_weights(w: np.ndarray, out_axis: int, bits: int, per_channel: bool 
 
 
 def integer_weights(w: np.ndarray, out_axis: int, exps: np.ndarray, bits: int) -> np.ndarray:
-    qmin, qmax = weight_range(bits)
     shape = [1] * w.ndim
     shape[out_axis] = -1
     s = (2.0 ** np.asarray(exps, np.float64)).reshape(shape)
-    return np.clip(np.rint(np.asarray(w, np.float64) / s), qmin, qmax).astype(np.int8)
+    return round_to_grid(np.asarray(w, np.float64) / s, bits).astype(np.int8)

@@ -1,7 +1,7 @@
 """Writing the quantized model as standard QDQ ONNX.
 
 - every activation point: ``QuantizeLinear -> DequantizeLinear`` with a scalar 2^e scale;
-- every layer's weights: an int8 (or INT4, opset 21) initializer with its own per-channel
+- every layer's weights: an int8 (or INT4, opset 21; INT2 for ternary / binary, opset 25) initializer with its own per-channel
   DequantizeLinear whose output keeps the float weight's name, so the Conv / Gemm / MatMul is
   untouched;
 - every bias: an int32 initializer with a DequantizeLinear at scale s_x * s_w[c].
@@ -31,9 +31,20 @@ def bias_ints(bias: np.ndarray, x_exp: int, w_exps: np.ndarray) -> np.ndarray:
     return np.rint(np.asarray(bias, np.float64) / 2.0 ** (x_exp + np.asarray(w_exps, np.float64))).astype(np.int64)
 
 
+# Sub-byte initializer types: INT4 (opset 21), and INT2 (opset 25) for ternary weights and for
+# binary ones, which ONNX has no 1-bit type for (mcuc stores INT2 weights that are all +-1 as 1 bit).
+SUB_BYTE = {4: TensorProto.INT4, 2: TensorProto.INT2, 1: TensorProto.INT2}
+
+
+def opset_for_bits(bits) -> int | None:
+    """The opset a model with weights of these bit widths needs, or None for int8 only."""
+    low = min(bits, default=8)
+    return None if low >= 8 else (21 if low >= 4 else 25)
+
+
 def _int_tensor(name: str, values: np.ndarray, bits: int) -> onnx.TensorProto:
-    if bits == 4:
-        return helper.make_tensor(name, TensorProto.INT4, list(values.shape), values.astype(np.int64).reshape(-1).tolist())
+    if bits in SUB_BYTE:
+        return helper.make_tensor(name, SUB_BYTE[bits], list(values.shape), values.astype(np.int64).reshape(-1).tolist())
     return numpy_helper.from_array(values.astype(np.int8), name)
 
 

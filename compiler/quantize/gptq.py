@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .calibrate import round_to_grid
 from .graph import Layer
 
 DAMP = 0.01  # fraction of the mean diagonal added to H, as in the paper
@@ -58,7 +59,7 @@ def _hessian(x: np.ndarray) -> np.ndarray:
     return h + DAMP * float(np.mean(np.diag(h))) * np.eye(len(h))
 
 
-def _gptq(w: np.ndarray, h: np.ndarray, scales: np.ndarray, qmin: int, qmax: int) -> np.ndarray:
+def _gptq(w: np.ndarray, h: np.ndarray, scales: np.ndarray, bits: int) -> np.ndarray:
     """GPTQ with columns in decreasing order of H's diagonal ("act order": the inputs carrying
     the most energy are rounded first, while the most columns remain to absorb their error)."""
     order = np.argsort(-np.diag(h), kind="stable")
@@ -67,18 +68,18 @@ def _gptq(w: np.ndarray, h: np.ndarray, scales: np.ndarray, qmin: int, qmax: int
     try:
         u = np.linalg.cholesky(np.linalg.inv(hp)).T
     except np.linalg.LinAlgError:
-        return np.clip(np.rint(w / scales[:, None]), qmin, qmax)[:, np.argsort(order)]
+        return round_to_grid(w / scales[:, None], bits)[:, np.argsort(order)]
     q = np.empty_like(w)
     for j in range(w.shape[1]):
         col = w[:, j]
-        qj = np.clip(np.rint(col / scales), qmin, qmax)
+        qj = round_to_grid(col / scales, bits)
         q[:, j] = qj
         err = (col - qj * scales) / u[j, j]
         w[:, j + 1:] -= np.outer(err, u[j, j + 1:])
     return q[:, np.argsort(order)]
 
 
-def round_rows(w: np.ndarray, x: np.ndarray, exps: np.ndarray, qmin: int, qmax: int,
+def round_rows(w: np.ndarray, x: np.ndarray, exps: np.ndarray, bits: int,
                per_channel: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Integer rows Q [R, K] and their exponents for float rows ``w`` [R, K] given inputs ``x``
     [K, samples]. GPTQ runs with the given exponents and with each one step coarser and finer;
@@ -91,7 +92,7 @@ def round_rows(w: np.ndarray, x: np.ndarray, exps: np.ndarray, qmin: int, qmax: 
     for d in (0, 1, -1):
         e = exps + d
         s = 2.0 ** e.astype(np.float64)
-        q = _gptq(w, h, s, qmin, qmax)
+        q = _gptq(w, h, s, bits)
         r = w - q * s[:, None]
         err = np.einsum("ij,jk,ik->i", r, h, r)
         if not per_channel:
@@ -109,7 +110,6 @@ def round_rows(w: np.ndarray, x: np.ndarray, exps: np.ndarray, qmin: int, qmax: 
 def gptq_layer(layer: Layer, node_attrs: dict, w: np.ndarray, x: np.ndarray, exps: np.ndarray, bits: int,
                per_channel: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """The layer's integer weights (int8 storage) and exponents, rounded against its actual inputs ``x``."""
-    qmin, qmax = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
     exps = np.asarray(exps, np.int64)
     if layer.op == "Conv":
         o, cg, kh, kw = w.shape
@@ -121,7 +121,7 @@ def gptq_layer(layer: Layer, node_attrs: dict, w: np.ndarray, x: np.ndarray, exp
             for gi in range(layer.groups):
                 rows = slice(gi * og, (gi + 1) * og)
                 xg = cols[gi * cg:(gi + 1) * cg].reshape(cg * kh * kw, -1)
-                qg, e_out[rows] = round_rows(w[rows].reshape(og, -1), xg, exps[rows], qmin, qmax)
+                qg, e_out[rows] = round_rows(w[rows].reshape(og, -1), xg, exps[rows], bits)
                 q[rows] = qg.reshape(og, cg, kh, kw)
             return q.astype(np.int8), e_out
         # One exponent for the layer: the choice has to be made across all groups together.
@@ -136,7 +136,7 @@ def gptq_layer(layer: Layer, node_attrs: dict, w: np.ndarray, x: np.ndarray, exp
                 h = _hessian(xg)
                 wr = w[rows].reshape(og, -1).astype(np.float64)
                 s = 2.0 ** e[rows].astype(np.float64)
-                qg = _gptq(wr, h, s, qmin, qmax)
+                qg = _gptq(wr, h, s, bits)
                 r = wr - qg * s[:, None]
                 err += float(np.einsum("ij,jk,ik->", r, h, r))
                 qd[rows] = qg.reshape(og, cg, kh, kw)
@@ -145,5 +145,5 @@ def gptq_layer(layer: Layer, node_attrs: dict, w: np.ndarray, x: np.ndarray, exp
         return best[1].astype(np.int8), best[2]
     rows = np.moveaxis(w, layer.out_axis, 0)
     xf = np.asarray(x, np.float64).reshape(-1, rows.shape[1]).T
-    q, e_out = round_rows(rows, xf, exps, qmin, qmax, per_channel)
+    q, e_out = round_rows(rows, xf, exps, bits, per_channel)
     return np.moveaxis(q, 0, layer.out_axis).astype(np.int8), e_out

@@ -71,38 +71,82 @@ def _layer_bytes(sess: Session, layer, c: Choice) -> int:
     return weights + (SHIFT_BYTES * len(exps) if len(set(exps.tolist())) > 1 else 0)
 
 
-def _solve(names, costs, sens, budget, allowed) -> list[tuple]:
-    """Choice indices per layer with total cost <= budget, best estimated sensitivity first:
-    the CANDIDATES best of every combination for few layers, else the one greedy plan."""
+def _solve(names, costs, sens, budget, allowed, cyc=None, cyc_budget=float("inf")) -> list[tuple]:
+    """Choice indices per layer with total cost <= budget (and, with ``cyc``, estimated cycles <=
+    cyc_budget), best estimated sensitivity first: the CANDIDATES best of every combination for
+    few layers, else the one greedy plan."""
     opts = [[k for k in range(len(CHOICES)) if allowed(i, k)] for i in range(len(names))]
+    cyc = cyc or [[0] * len(CHOICES) for _ in names]
     if len(names) <= EXACT_LAYERS:
         found = []
         for combo in itertools.product(*opts):
             cost = sum(costs[i][k] for i, k in enumerate(combo))
-            if cost <= budget:
+            if cost <= budget and sum(cyc[i][k] for i, k in enumerate(combo)) <= cyc_budget:
                 found.append((sum(sens[i][k] for i, k in enumerate(combo)), cost, combo))
         found.sort()
         return [c for _, _, c in found[:CANDIDATES]]
     combo = [0] * len(names)
     total = sum(costs[i][0] for i in range(len(names)))
-    while total > budget:
-        moves = [(max(sens[i][k] - sens[i][combo[i]], 0.0) / (costs[i][combo[i]] - costs[i][k]), i, k)
-                 for i in range(len(names)) for k in opts[i] if costs[i][k] < costs[i][combo[i]]]
+    cycles = sum(cyc[i][0] for i in range(len(names)))
+    while total > budget or cycles > cyc_budget:
+        # Moves that lower what is over its budget without pushing the other over its own.
+        moves = []
+        for i in range(len(names)):
+            for k in opts[i]:
+                df, dc = costs[i][k] - costs[i][combo[i]], cyc[i][k] - cyc[i][combo[i]]
+                gain = (-df / max(budget, 1) if total > budget else 0.0) + (-dc / max(cyc_budget, 1) if cycles > cyc_budget else 0.0)
+                if gain <= 0 or (total <= budget < total + df) or (cycles <= cyc_budget < cycles + dc):
+                    continue
+                moves.append((max(sens[i][k] - sens[i][combo[i]], 0.0) / gain, i, k))
         if not moves:
             return []
         _, i, k = min(moves)
         total += costs[i][k] - costs[i][combo[i]]
+        cycles += cyc[i][k] - cyc[i][combo[i]]
         combo[i] = k
     return [tuple(combo)]
 
 
-def mixed_precision(sess: Session, result: Result, budget) -> None:
+def parse_cycles(budget, all8: int) -> int:
+    if isinstance(budget, str):
+        text = budget.strip()
+        try:
+            if text.endswith("%"):
+                return int(all8 * float(text[:-1]) / 100.0)
+            return int(float(text))
+        except ValueError:
+            raise McucError(f"--cycle-budget {budget!r}: expected cycles (e.g. 250000) or a percentage of the "
+                            "all-int8 model's (e.g. 110%)") from None
+    return int(budget)
+
+
+def _cycle_costs(sess: Session, names: list[str], board: str):
+    """Per layer and choice, the estimated cycles of the layer's kernel (from the board's cycle
+    model, one firmware run per uniform plan); the cycles of everything else; the all-int8 total."""
+    from .cycles import check_board, estimate
+
+    check_board(board)
+    ests = [estimate(sess.build({n: c for n in names})[0], sess.x, names, board) for c in CHOICES]
+    cyc = [[ests[k].layers[n] for k in range(len(CHOICES))] for n in names]
+    return cyc, ests[0].total - sum(r[0] for r in cyc), ests[0].total, ests[0].model
+
+
+def mixed_precision(sess: Session, result: Result, budget, cycle_budget=None, board: str = "stm32f4-discovery") -> None:
+    """Choose each layer's storage within ``budget`` (weights flash) and/or ``cycle_budget``
+    (cycles per inference on ``board``, estimated by its cycle model)."""
+    from .cycles import estimate
+
     net = sess.net
     base_plan = {l.name: CHOICES[0] for l in net.layers}
     base_model, base_err = sess.build(base_plan)
     all8 = weights_flash(base_model)
-    target = parse_budget(budget, all8)
+    target = parse_budget(budget, all8) if budget is not None else None
     names = [l.name for l in net.layers]
+    cyc = cyc_target = None
+    cyc_other = 0
+    if cycle_budget is not None:
+        cyc, cyc_other, cyc_all8, cyc_model = _cycle_costs(sess, names, board)
+        cyc_target = parse_cycles(cycle_budget, cyc_all8)
     sens = []
     for l in net.layers:
         row = [0.0]
@@ -113,11 +157,19 @@ def mixed_precision(sess: Session, result: Result, budget) -> None:
     costs = [[_layer_bytes(sess, l, c) for c in CHOICES] for l in net.layers]
     other = all8 - sum(row[0] for row in costs)  # biases, tables, ... the same for every choice
     ends = {0, len(names) - 1}
-    limit = target
+    limit = target if target is not None else float("inf")
+    cyc_limit = cyc_target if cyc_target is not None else float("inf")
+    actual_cyc = None
     for _ in range(3):
-        pinned_combos = _solve(names, costs, sens, limit - other, lambda i, k: CHOICES[k].bits == 8 or i not in ends)
-        free_combos = _solve(names, costs, sens, limit - other, lambda i, k: True)
+        pinned_combos = _solve(names, costs, sens, limit - other, lambda i, k: CHOICES[k].bits == 8 or i not in ends,
+                               cyc, cyc_limit - cyc_other)
+        free_combos = _solve(names, costs, sens, limit - other, lambda i, k: True, cyc, cyc_limit - cyc_other)
         if not free_combos:
+            if cyc is not None:
+                fastest = cyc_other + sum(min(r) for r in cyc)
+                raise McucError(f"--cycle-budget {cyc_target}" + (f" with --flash-budget {target} B" if target is not None else "")
+                                + f" cannot be met: the all-int8 model is estimated at {cyc_all8} cycles and the fastest "
+                                f"storage choice per layer at about {fastest} ({cyc_model})")
             floor = other + sum(min(r) for r in costs)
             raise McucError(f"--flash-budget {target} B cannot be met: all-int8 weights take {all8} B and the smallest "
                             f"storage mcuc quantize can choose takes about {floor} B")
@@ -132,14 +184,25 @@ def mixed_precision(sess: Session, result: Result, budget) -> None:
             built.append((err, ends_low, combo, model, plan))
         err, ends_low, _, model, plan = min(built, key=lambda b: b[:3])
         actual = weights_flash(model)
-        if actual <= target:
+        if cyc is not None:
+            actual_cyc = estimate(model, sess.x, names, board).total
+        flash_ok = target is None or actual <= target
+        cyc_ok = cyc_target is None or actual_cyc <= cyc_target
+        if flash_ok and cyc_ok:
             break
-        limit -= actual - target
+        if not flash_ok:
+            limit -= actual - target
+        if not cyc_ok:
+            cyc_limit -= actual_cyc - cyc_target
     else:
-        raise McucError(f"--flash-budget {target} B: the closest plan found takes {actual} B of weights flash")
+        raise McucError("the budgets cannot be met: the closest plan found takes " + f"{actual} B of weights flash"
+                        + (f" and an estimated {actual_cyc} cycles" if actual_cyc is not None else ""))
     if ends_low:
         result.notes.append("the first or last layer is below 8 bits: "
                             + ("the budget needs it" if not pinned_combos else "that plan has the least error"))
     result.model, result.plan, result.error = model, plan, err
     result.sensitivity = {n: dict(zip((c.text() for c in CHOICES), row)) for n, row in zip(names, sens)}
     result.flash = {"all_int8_bytes": all8, "budget_bytes": target, "weights_bytes": actual}
+    if cyc is not None:
+        result.cycles = {"board": board, "model": cyc_model, "all_int8": cyc_all8, "budget": cyc_target,
+                         "estimated": actual_cyc}
