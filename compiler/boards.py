@@ -112,6 +112,7 @@ class FlashTool(_Strict):
 
 
 class QemuRun(_Strict):
+    arch: str = "arm"  # the emulator is qemu-system-<arch>: 'arm', 'riscv32'
     machine: str
     cpu: str | None = None
     args: list[str] = []
@@ -146,6 +147,17 @@ class Simulators(_Strict):
     unicorn: UnicornRun | None = None
 
 
+class Cluster(_Strict):
+    """A compute cluster beside the board's main core (e.g. GAP-8's 8 RI5CY cores with their
+    shared TCDM). Described for the boards that have one; code generation does not use it yet."""
+
+    cores: int = Field(gt=0)
+    core: str
+    isa: list[str] = []
+    clock_hz: int | None = Field(default=None, gt=0)
+    memories: list[Memory] = []
+
+
 class Board(_Strict):
     name: str
     vendor: str
@@ -161,6 +173,7 @@ class Board(_Strict):
     console: Console | None = None
     flash: FlashTool | None = None
     simulators: Simulators = Simulators()
+    cluster: Cluster | None = None
 
     @field_validator("name", "vendor")
     @classmethod
