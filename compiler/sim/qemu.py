@@ -21,12 +21,27 @@ from ..errors import McucError
 from . import cycles
 from .firmware import MARKER, EngineRun, Firmware, last_line
 
-QEMU = "qemu-system-arm"
+QEMU = "qemu-system-arm"  # the default; a board's simulators.qemu.arch selects qemu-system-<arch>
 PLUGIN_SRC = Path(__file__).with_name("qemu_plugin") / "mcuc_count.c"
 
 
-def available() -> bool:
-    return shutil.which(QEMU) is not None
+def binary(board=None) -> str:
+    q = board.simulators.qemu if board is not None else None
+    return f"qemu-system-{q.arch}" if q is not None else QEMU
+
+
+def available(board=None) -> bool:
+    return shutil.which(binary(board)) is not None
+
+
+def timing(board):
+    """(cost-table function of an ELF, refill after a taken branch) of the board's core timing
+    model: RI5CY for RISC-V boards (riscv_cycles.py), else Cortex-M4 (cycles.py)."""
+    from . import riscv_cycles, riscv_unicorn
+
+    if riscv_unicorn.is_riscv(board):
+        return riscv_cycles.cost_table, riscv_cycles.load_model().refill
+    return cycles.cost_table, cycles.load_model().refill
 
 
 def cache_dir() -> Path:
@@ -68,9 +83,9 @@ def check_memory(fw: Firmware, blob_len: int) -> None:
 
 def command(fw: Firmware, blob_path: Path, table_path: Path, out_path: Path, *, icount: bool = True) -> list[str]:
     q = fw.board.simulators.qemu
-    model = cycles.load_model()
+    refill = timing(fw.board)[1]
     marker = fw.symbols[MARKER] & ~1
-    cmd = [QEMU, "-M", q.machine]
+    cmd = [binary(fw.board), "-M", q.machine]
     if q.cpu:
         cmd += ["-cpu", q.cpu]
     cmd += ["-display", "none", "-monitor", "none", "-nodefaults"]
@@ -80,20 +95,20 @@ def command(fw: Firmware, blob_path: Path, table_path: Path, out_path: Path, *, 
         cmd += ["-icount", "shift=0"]
     cmd += ["-kernel", str(fw.elf),
             "-device", f"loader,file={blob_path},addr=0x{fw.symbols['mcuc_input_blob']:x},force-raw=on",
-            "-plugin", f"{plugin_path()},table={table_path},marker=0x{marker:x},refill={model.refill},out={out_path}"]
+            "-plugin", f"{plugin_path()},table={table_path},marker=0x{marker:x},refill={refill},out={out_path}"]
     return cmd + list(q.args)
 
 
 def run(fw: Firmware, blob: bytes, *, timeout: float = 300) -> EngineRun:
-    if not available():
-        raise McucError(f"{QEMU} is not installed")
+    if not available(fw.board):
+        raise McucError(f"{binary(fw.board)} is not installed")
     if fw.board.simulators.qemu is None:
         raise McucError(f"board {fw.board.name!r} has no QEMU machine")
     check_memory(fw, len(blob))
     with tempfile.TemporaryDirectory(prefix="mcuc-qemu-") as tmp:
         t = Path(tmp)
         (t / "blob.bin").write_bytes(blob)
-        base, table = cycles.cost_table(fw.elf)
+        base, table = timing(fw.board)[0](fw.elf)
         cycles.write_table(t / "costs.bin", base, table)
         cmd = command(fw, t / "blob.bin", t / "costs.bin", t / "counts.txt")
         t0 = time.perf_counter()

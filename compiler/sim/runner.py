@@ -27,12 +27,12 @@ def choose(fw: firmware.Firmware, sim: str, blob_len: int = 0) -> tuple[str, str
     if sim != "auto":
         if getattr(sims, sim) is None:
             raise McucError(f"board {fw.board.name!r} has no {sim} description (simulators.{sim} in its board.yaml)")
-        if not ENGINES[sim].available():
+        if not (ENGINES[sim].available(fw.board) if sim == "qemu" else ENGINES[sim].available()):
             raise McucError(f"{sim} is not installed" + ("" if sim != "renode" else " (renode is not on PATH)"))
         return sim, "requested"
     if sims.renode is not None and renode.available():
         return "renode", "auto: renode is installed"
-    if sims.qemu is not None and qemu.available():
+    if sims.qemu is not None and qemu.available(fw.board):
         try:
             qemu.check_memory(fw, blob_len)
             return "qemu", "auto: renode not installed; qemu is, and the board has a QEMU machine"
@@ -42,7 +42,7 @@ def choose(fw: firmware.Firmware, sim: str, blob_len: int = 0) -> tuple[str, str
                 return "unicorn", why
     if sims.unicorn is not None:
         return "unicorn", "auto: " + ("no QEMU machine for this board" if sims.qemu is None else
-                                      "qemu-system-arm not installed") + ("" if sims.renode is None else ", renode not installed")
+                                      f"{qemu.binary(fw.board)} not installed") + ("" if sims.renode is None else ", renode not installed")
     raise McucError(f"no simulator can run board {fw.board.name!r} here")
 
 
@@ -100,7 +100,6 @@ def run_firmware(project_dir, inputs: dict[str, np.ndarray], *, sim: str = "auto
 
 def report(run: firmware.FirmwareRun, man: dict) -> dict:
     """The ``mcuc run --json`` object."""
-    model = cycles.load_model()
     fl = man["flash"]
     macs = sum(li.get("macs", 0) for li in man["layers"])
     return {
@@ -113,7 +112,7 @@ def report(run: firmware.FirmwareRun, man: dict) -> dict:
         "instructions": run.instructions,
         "cycles": run.cycles,
         "cycles_estimated": True,
-        "cycle_model": f"estimated, Cortex-M4 model ({model.name}, P={model.refill}, zero wait states)",
+        "cycle_model": cycle_model_text(run.board),
         "instructions_run": run.instructions_total,
         "cycles_run": run.cycles_total,
         "macs": macs,
@@ -125,6 +124,18 @@ def report(run: firmware.FirmwareRun, man: dict) -> dict:
         "seconds": round(run.seconds, 3),
         "layers": run.layers,
     }
+
+
+def cycle_model_text(board_name: str) -> str:
+    """Which timing model estimated a run's cycles, for reports."""
+    from ..boards import load_board
+    from . import riscv_cycles, riscv_unicorn
+
+    if riscv_unicorn.is_riscv(load_board(board_name)):
+        m = riscv_cycles.load_model()
+        return f"estimated, RI5CY model ({m.name}, taken branch +{m.taken_branch_extra}, zero wait states)"
+    model = cycles.load_model()
+    return f"estimated, Cortex-M4 model ({model.name}, P={model.refill}, zero wait states)"
 
 
 def project_manifest(project_dir) -> dict:

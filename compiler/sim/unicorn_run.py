@@ -46,6 +46,10 @@ def run(fw: Firmware, blob: bytes, *, timeout: float = 300) -> EngineRun:
     from elftools.elf.elffile import ELFFile
     from unicorn import arm_const as A
 
+    from . import riscv_unicorn
+
+    if riscv_unicorn.is_riscv(fw.board):
+        return riscv_unicorn.run(fw, blob, timeout=timeout)
     u = fw.board.simulators.unicorn
     con = fw.board.console
     if u is None:
