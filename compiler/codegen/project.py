@@ -10,6 +10,7 @@ import datetime
 import hashlib
 import json
 import os
+import re
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -217,14 +218,18 @@ def render_project(graph: Graph, board: Board, *, model_name: str, model_sha256:
         layer_names=[f'"{c["layer"]}"' for c in calls]).encode()
 
     rt = resources.runtime_dir()
-    for h in RUNTIME_HEADERS:
+    # Runtime headers a family's kernels include beyond the common ones (e.g. mcuc_xpulp.h).
+    included = re.findall(r'#include "(mcuc_[a-z0-9_]+\.h)"', files[kernels_c].decode())
+    runtime_headers = RUNTIME_HEADERS + tuple(sorted(
+        {h for h in included if h not in RUNTIME_HEADERS and (rt / "include" / h).is_file()}))
+    for h in runtime_headers:
         files[h] = (rt / "include" / h).read_bytes()
     files[HARNESS] = (rt / "harness" / "main.c").read_bytes()
     files[PORT] = _port_source(families).read_bytes()
 
     target = board.toolchain.target.format(model=model)
     sources = [f"{model}.c", kernels_c, HARNESS, PORT]
-    headers = [f"{model}.h", kernels_h, IO_HEADER, *RUNTIME_HEADERS]
+    headers = [f"{model}.h", kernels_h, IO_HEADER, *runtime_headers]
     platform = _platform_files(board, dict(common, target=target), used_templates, "platform")
     if board.simulators.renode is not None and board.simulators.renode.uart:
         # Renode scripts are data for a simulator, not part of the firmware build.
