@@ -253,6 +253,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(REPO / "bench"), help="directory for results.json and results.png")
     ap.add_argument("--models", default="kws,vww,ic,ad", help="comma-separated MLPerf models ('' for none)")
     ap.add_argument("--no-layers", action="store_true", help="skip the per-layer suite")
+    ap.add_argument("--no-riscv", action="store_true", help="skip the RISC-V (gap8, RI5CY model) section")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     out = Path(args.out)
@@ -260,6 +261,10 @@ def main(argv=None) -> int:
         tmp = Path(td)
         layers = [] if args.no_layers else layer_suite(tmp)
         models = model_suite(tmp, [m for m in args.models.split(",") if m])
+        # The RISC-V section has its own module (bench/riscv.py) and its own board.
+        from bench import riscv as riscv_bench
+
+        rv = [] if args.no_riscv else riscv_bench.suite(tmp, [m for m in args.models.split(",") if m], models)
     print("Cycles are ESTIMATES: Cortex-M4 instruction-class timing model (zero wait states, P=2), "
           f"firmware for {BOARD} run in Unicorn; CMSIS-NN figures from anchors.md in the same model.\n")
     if layers:
@@ -288,7 +293,10 @@ def main(argv=None) -> int:
     print("\nTargets:")
     for what, ok, val in tg:
         print(f"  [{'met' if ok else 'MISSED'}] {what}: {val}")
+    if rv:
+        riscv_bench.print_table(rv)
     res = {"board": BOARD, "cycles": "estimated (Cortex-M4 timing model, zero wait states, P=2)", "layers": layers,
+           "riscv": {"board": riscv_bench.BOARD, "cycles": "estimated (RI5CY timing model, zero wait states)", "models": rv},
            "models": models, "targets": [{"target": w, "met": ok, "value": v} for w, ok, v in tg],
            "seconds": round(time.perf_counter() - t0, 1)}
     out.mkdir(parents=True, exist_ok=True)
@@ -296,6 +304,7 @@ def main(argv=None) -> int:
     chart(layers, models, out / "results.png")
     print(f"\nwrote {out / 'results.json'} and {out / 'results.png'} ({res['seconds']} s)")
     bad = [r["layer"] for r in layers if not r["bit_exact"]] + [m["model"] for m in models if not m["bit_exact_vs_tflm"]]
+    bad += [f"{m['model']} (gap8)" for m in rv if not m["bit_exact_vs_tflm"]]
     if bad:
         print(f"NOT BIT-EXACT: {', '.join(bad)}")
         return 1
