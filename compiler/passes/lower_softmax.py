@@ -6,13 +6,15 @@ arithmetic: the "exact" softmax -- a Q30 table of exp(-d * scale) for every diff
 row maximum, one integer division per element to Q31 probabilities, one requantization to the
 output grid -- which agrees with onnxruntime's float softmax except at ties (TFLite's algorithm
 is off by one step in a few percent of elements).
-Preconditions: bind-qparams ran. Not supported: softmax along another axis than the last.
+Preconditions: bind-qparams ran. Not supported: softmax along another axis than the last; 16-bit
+inputs (a one-line error).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from ..errors import McucError
 from ..ir import rounding
 from ..ir.dtypes import DType
 from ..ir.graph import Graph, TensorType
@@ -38,6 +40,12 @@ def lower_softmax(g: Graph, ctx) -> bool:
             continue
         a = dq.inputs[0]
         aq = a.type.quant
+        if a.type.dtype.bits > 8:
+            # Both integer softmaxes read 8 bits (a 2^bits-entry exp table, TFLite's int8 kernel);
+            # requantizing a 16-bit input to 8 bits at its own scale would saturate it.
+            raise McucError(f"softmax of a {a.type.dtype.bits}-bit input ({a.type.dtype.short}) is not supported "
+                            "(mcuc's integer softmax reads 8-bit inputs); quantize the softmax input to int8 or uint8",
+                            where=f"{g.meta.get('source', '<model>')}: node {sm.name!r} (softmax)")
         if ctx.convention == "onnx" and a.type.dtype.bits <= 8:
             oq = node.out.type.quant
             attrs = {"axis": sm.attrs["axis"], "mode": "exact",
