@@ -27,11 +27,13 @@ MAX_VALUES = 1 << 20
 
 @dataclass(frozen=True)
 class ActQ:
-    """Quantization of one activation tensor: scale 2^exp, stored as dtype with zero point zp."""
+    """Quantization of one activation tensor: scale 2^exp, stored as dtype with zero point zp.
+    ``bits`` 16 is TFLite's 16x8 scheme: int16, symmetric, zero point 0 (always signed)."""
 
     exp: int
     signed: bool
     zp: int = 0
+    bits: int = 8
 
     @property
     def scale(self) -> float:
@@ -39,19 +41,26 @@ class ActQ:
 
     @property
     def qmin(self) -> int:
+        if self.bits == 16:
+            return -32768
         return -128 if self.signed else 0
 
     @property
     def qmax(self) -> int:
+        if self.bits == 16:
+            return 32767
         return 127 if self.signed else 255
 
     @property
     def np_dtype(self):
+        if self.bits == 16:
+            return np.int16
         return np.int8 if self.signed else np.uint8
 
     def text(self) -> str:
         zp = f" zp={self.zp}" if self.zp else ""
-        return f"{'i8' if self.signed else 'u8'} 2^{self.exp}{zp}"
+        kind = "i16" if self.bits == 16 else ("i8" if self.signed else "u8")
+        return f"{kind} 2^{self.exp}{zp}"
 
 
 def fake_quant(x: np.ndarray, scale, zp, qmin: int, qmax: int) -> np.ndarray:
@@ -78,13 +87,22 @@ def _covering_exp(span: float, levels: int) -> int:
 
 
 def activation_qparams(x: np.ndarray, *, calibrator: str, asymmetric: bool, can_be_negative: bool,
-                       percentile: float = 99.99) -> ActQ:
-    """The exponent (and zero point, if asymmetric) for one activation tensor's calibration values."""
+                       percentile: float = 99.99, bits: int = 8) -> ActQ:
+    """The exponent (and zero point, if asymmetric) for one activation tensor's calibration values.
+    With ``bits`` 16 the tensor is int16, symmetric and signed whatever ``asymmetric`` and the
+    sign say (TFLite's 16x8 scheme: kernels then need no zero point and no unsigned variant)."""
     v = _sample(x)
     lo, hi = min(float(v.min()), 0.0), max(float(v.max()), 0.0)
     if calibrator == "percentile":
         lo = min(float(np.percentile(v, 100.0 - percentile)), 0.0) if lo < 0 else 0.0
         hi = max(float(np.percentile(v, percentile)), 0.0)
+    if bits == 16:
+        e0 = _covering_exp(max(hi, -lo), 32767)
+        if calibrator != "mse":
+            return ActQ(e0, True, 0, 16)
+        errs = [(float(np.mean((fake_quant(v, 2.0 ** e, 0, -32768, 32767) - v) ** 2)), -e)
+                for e in range(e0, e0 - MSE_STEPS - 1, -1)]
+        return ActQ(-min(errs)[1], True, 0, 16)
     if asymmetric:
         # int8 with a zero point: the range [lo, hi] (including 0) over 255 steps.
         e0 = _covering_exp(hi - lo, 255)

@@ -25,6 +25,10 @@ from .graph import Net
 # representable in float32 (2^24) for onnxruntime; quantize.py coarsens a channel's weight
 # exponent when a bias would not fit.
 EXACT_BIAS = 1 << 22
+# After an int16 input the bias only has to leave the int32 accumulator room for the products.
+WIDE_BIAS = 1 << 28
+# int16 QuantizeLinear / DequantizeLinear need opset 21.
+INT16_OPSET = 21
 
 
 def bias_ints(bias: np.ndarray, x_exp: int, w_exps: np.ndarray) -> np.ndarray:

@@ -9,6 +9,8 @@
                               shift per channel against the float model is subtracted from the bias
       --emit-->               QDQ ONNX                                              (emit.py)
       [--mixed precision-->   per-layer 8/4-bit weights under a flash budget]       (mixed.py)
+      [--int16 activations--> the most sensitive activations at 16 bits under an
+                              arena budget]                                         (wide.py)
 
 Quality of a candidate is measured as the error of the quantized model's outputs against the
 float model's on the calibration data, relative to the float outputs' variance.
@@ -26,7 +28,16 @@ from ..errors import McucError
 from . import runtime
 from .calibrate import ActQ, activation_qparams, integer_weights, quantize_weights
 from .data import check_calibration
-from .emit import EXACT_BIAS, bias_ints, emit, float_name, input_name, opset_for_bits
+from .emit import (
+    EXACT_BIAS,
+    INT16_OPSET,
+    WIDE_BIAS,
+    bias_ints,
+    emit,
+    float_name,
+    input_name,
+    opset_for_bits,
+)
 from .equalize import equalize
 from .gptq import gptq_layer
 from .graph import Net, prepare
@@ -62,6 +73,8 @@ class Options:
     bias_correction: bool = True
     weight_rounding: str = "gptq"         # gptq | nearest
     equalization: str = "auto"            # auto | always | never
+    int16_activations: str = "none"       # none | auto | comma-separated layer or tensor names
+    arena_budget: int | str | None = None  # bytes of arena on `board`, or "N%" of the all-int8 model's (auto)
 
     def check(self) -> None:
         if self.activations not in ("symmetric", "asymmetric"):
@@ -83,6 +96,18 @@ class Options:
             raise McucError(f"--weight-rounding {self.weight_rounding!r}: expected gptq or nearest")
         if self.equalization not in ("auto", "always", "never"):
             raise McucError(f"--equalization {self.equalization!r}: expected auto, always or never")
+        spec = (self.int16_activations or "").strip()
+        if not spec:
+            raise McucError("--int16-activations is empty: expected none, auto or layer / tensor names")
+        if spec == "auto" and self.arena_budget is None:
+            raise McucError("--int16-activations auto needs --arena-budget BYTES (or a percentage of the all-int8 arena, "
+                            "e.g. 150%)")
+        if self.arena_budget is not None and spec != "auto":
+            raise McucError(f"--arena-budget applies to --int16-activations auto, not {spec}")
+
+    @property
+    def wants_int16(self) -> bool:
+        return self.int16_activations.strip() != "none"
 
 
 @dataclass
@@ -97,6 +122,9 @@ class Result:
     sensitivity: dict[str, dict[str, float]] = field(default_factory=dict)  # layer -> choice -> error increase
     flash: dict[str, int] = field(default_factory=dict)
     cycles: dict = field(default_factory=dict)  # with a cycle budget: board, cycle model, estimates
+    int16: list[str] = field(default_factory=list)  # activation points stored as int16
+    act_sensitivity: dict[str, float] = field(default_factory=dict)  # point -> error removed by int16 (auto)
+    arena: dict = field(default_factory=dict)   # with int16 activations: board, all-int8 / budget / actual bytes
 
 
 class Session:
@@ -107,11 +135,32 @@ class Session:
         wanted = list(dict.fromkeys(list(net.points) + [l.out for l in net.layers] + net.outputs))
         self.float = runtime.run(net.model, x, [t for t in wanted if t != net.input_name])
         self.float[net.input_name] = x
-        self.acts = self._calibrate()
+        self.acts8 = self._calibrate()
+        self.acts16: dict[str, ActQ] = {}
+        self.wide: frozenset[str] = frozenset()  # points at 16 bits in the plans built now (wide.py sets it)
         self.inits = net.inits()
         self.attrs = {n.name: {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute} for n in net.model.graph.node}
         self._prefix: dict[tuple, tuple] = {}
-        self._wcache: dict[tuple[str, Choice], tuple[np.ndarray, np.ndarray]] = {}
+        self._wcache: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+
+    @property
+    def acts(self) -> dict[str, ActQ]:
+        """Every point's quantization: 8-bit, except the points in ``wide`` at 16 bits."""
+        acts = dict(self.acts8)
+        for p in self.wide:
+            if p not in self.acts16:
+                self.acts16[p] = activation_qparams(self.float[p], calibrator=self.opts.calibrator, asymmetric=False,
+                                                    can_be_negative=True, percentile=self.opts.percentile, bits=16)
+            acts[p] = self.acts16[p]
+        return acts
+
+    def _bias_limit(self, layer) -> tuple[ActQ, int]:
+        """The layer's input quantization, and how many steps of its accumulator a bias may take.
+        An int8 input keeps biases where onnxruntime's float sums are exact (EXACT_BIAS). After an
+        int16 input they are not exact anyway (products reach 2^22 steps), while the same limit,
+        on a grid 2^8 finer, would coarsen the weights far more often: only int32 headroom is kept."""
+        xq = self.acts[self.net.source[layer.input]]
+        return xq, (EXACT_BIAS if xq.bits == 8 else WIDE_BIAS)
 
     def _calibrate(self) -> dict[str, ActQ]:
         o, net = self.opts, self.net
@@ -127,14 +176,15 @@ class Session:
     def weights(self, layer, choice: Choice) -> tuple[np.ndarray, np.ndarray]:
         """Integer weights and exponents, coarsened where the bias would leave the range in
         which onnxruntime's float arithmetic is exact."""
-        key = (layer.name, choice)
+        xq, limit = self._bias_limit(layer)
+        key = (layer.name, choice, xq.exp, limit)
         if key not in self._wcache:
             w = self.inits[layer.weight]
             wint, exps = quantize_weights(w, layer.out_axis, choice.bits, choice.per_channel)
-            x_exp = self.acts[self.net.source[layer.input]].exp
+            x_exp = xq.exp
             b = self.inits[layer.bias]
-            while np.abs(bias_ints(b, x_exp, exps)).max(initial=0) >= EXACT_BIAS:
-                big = np.abs(bias_ints(b, x_exp, exps)) >= EXACT_BIAS
+            while np.abs(bias_ints(b, x_exp, exps)).max(initial=0) >= limit:
+                big = np.abs(bias_ints(b, x_exp, exps)) >= limit
                 exps = exps + (big if choice.per_channel else 1)
             wint = integer_weights(w, layer.out_axis, exps, choice.bits)
             self._wcache[key] = (wint, exps)
@@ -143,8 +193,8 @@ class Session:
     def _keep_bias_exact(self, layer, wint, exps, w0, e0):
         """Channels where GPTQ's finer exponent would push the bias out of the exact range go
         back to the nearest-rounded weights (whose exponents were chosen to fit)."""
-        x_exp = self.acts[self.net.source[layer.input]].exp
-        bad = np.abs(bias_ints(self.inits[layer.bias], x_exp, exps)) >= EXACT_BIAS
+        xq, limit = self._bias_limit(layer)
+        bad = np.abs(bias_ints(self.inits[layer.bias], xq.exp, exps)) >= limit
         if not bad.any():
             return wint, exps
         if len(set(e0.tolist())) == 1 and len(set(exps.tolist())) == 1:
@@ -166,14 +216,15 @@ class Session:
         biases = {l.name: self.inits[l.bias].astype(np.float64) for l in net.layers}
         correct = self.opts.bias_correction
         gptq = self.opts.weight_rounding == "gptq"
-        prefix: tuple = (correct, gptq)
+        acts = self.acts
+        prefix: tuple = (correct, gptq, self.wide)
         for l in net.layers if correct or gptq else ():
             prefix += (plan[l.name],)
             if prefix in self._prefix:
                 weights[l.name], biases[l.name] = self._prefix[prefix]
                 continue
             if gptq:
-                model = emit(net, self.acts, weights, biases)
+                model = emit(net, acts, weights, biases)
                 seen = input_name(net, l.input)
                 xin = runtime.run(model, self.x, [seen])[seen]
                 w0, e0, bits = weights[l.name]
@@ -181,7 +232,7 @@ class Session:
                                         plan[l.name].per_channel)
                 weights[l.name] = (*self._keep_bias_exact(l, wint, exps, w0, e0), bits)
             if correct:
-                model = emit(net, self.acts, weights, biases)
+                model = emit(net, acts, weights, biases)
                 yq = runtime.run(model, self.x, [float_name(net, l.out)])[float_name(net, l.out)]
                 yf = self.float[l.out]
                 axis = 1 if l.op == "Conv" else yq.ndim - 1
@@ -189,7 +240,7 @@ class Session:
                 shift = (yq.astype(np.float64) - yf).mean(axis=other)
                 biases[l.name] = biases[l.name] - shift
             self._prefix[prefix] = (weights[l.name], biases[l.name])
-        model = emit(net, self.acts, weights, biases)
+        model = emit(net, acts, weights, biases)
         return model, self.error(model)
 
     def error(self, model: onnx.ModelProto) -> float:
@@ -252,7 +303,10 @@ def quantize(model: onnx.ModelProto, calibration: np.ndarray, opts: Options | No
 def _quantize(model, calibration, opts, where, data_where) -> Result:
     opts = opts or Options()
     opts.check()
-    net = prepare(model, where=where, opset=opset_for_bits([BODY_BITS[opts.weight_bits], 4 if opts.weight_bits == "mixed" else 8]))
+    opset = opset_for_bits([BODY_BITS[opts.weight_bits], 4 if opts.weight_bits == "mixed" else 8])
+    if opts.wants_int16:
+        opset = max(opset or 0, INT16_OPSET)
+    net = prepare(model, where=where, opset=opset)
     x = check_calibration(calibration, net.input_name, net.input_shape, where=data_where)
     notes = []
     candidates = [(net, 0)]
@@ -276,4 +330,8 @@ def _quantize(model, calibration, opts, where, data_where) -> Result:
         from .mixed import mixed_precision
 
         mixed_precision(sess, result, opts.flash_budget, opts.cycle_budget, opts.board)
+    if opts.wants_int16:
+        from .wide import int16_activations
+
+        int16_activations(sess, result, opts.int16_activations, opts.arena_budget, opts.board)
     return result
