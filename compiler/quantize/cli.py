@@ -41,6 +41,12 @@ def _report(result, out) -> None:
         c = result.cycles
         click.echo(f"  cycles per inference on {c['board']}: {c['estimated']} (budget {c['budget']}; all int8 {c['all_int8']}; "
                    f"{c['model']})")
+    if result.arena:
+        a = result.arena
+        budget = "none" if a["budget_bytes"] is None else f"{a['budget_bytes']} B"
+        wide = ", ".join(result.int16) or "none"
+        click.echo(f"  int16 activations: {wide}; arena on {a['board']} {a['arena_bytes']} B (budget {budget}; "
+                   f"all int8 {a['all_int8_bytes']} B)")
     for n in result.notes:
         click.echo(f"  note: {n}")
 
@@ -63,7 +69,14 @@ def _report(result, out) -> None:
 @click.option("--cycle-budget", metavar="CYCLES|N%",
               help="Estimated cycles per inference on --board (its cycle model, one firmware run per candidate), or a "
                    "percentage of the all-int8 model's (implies --weight-bits mixed).")
-@click.option("--board", default="stm32f4-discovery", show_default=True, help="The board whose cycle model --cycle-budget uses.")
+@click.option("--int16-activations", "int16_activations", default="none", show_default=True, metavar="none|auto|NAME,...",
+              help="Store these layers' output activations as int16 (power-of-two scale, zero point 0; weights keep "
+                   "their bits): layer or tensor names, or auto (the most sensitive ones, under --arena-budget).")
+@click.option("--arena-budget", metavar="BYTES|N%",
+              help="With --int16-activations auto: the arena on --board, in bytes or as a percentage of the all-int8 "
+                   "model's (e.g. 150%).")
+@click.option("--board", default="stm32f4-discovery", show_default=True,
+              help="The board whose cycle model --cycle-budget and whose memory plan --arena-budget use.")
 @click.option("--bias-correction/--no-bias-correction", default=True, show_default=True,
               help="Correct each layer's bias by its mean output shift against the float model.")
 @click.option("--equalization", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True,
@@ -73,7 +86,7 @@ def _report(result, out) -> None:
 @click.option("--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
 @guarded
 def quantize(model, calibration, output, activations, calibrator, percentile, weight_bits, flash_budget, cycle_budget, board,
-             bias_correction, equalization, weight_rounding, force):
+             bias_correction, equalization, weight_rounding, int16_activations, arena_budget, force):
     """Quantize a float MODEL to power-of-two scales (post-training, static) for mcuc."""
     from .data import load_calibration
     from .ptq import Options
@@ -91,7 +104,7 @@ def quantize(model, calibration, output, activations, calibrator, percentile, we
     x = load_calibration(calibration)
     opts = Options(activations=activations, calibrator=calibrator, percentile=percentile, weight_bits=weight_bits,
                    flash_budget=flash_budget, cycle_budget=cycle_budget, board=board, bias_correction=bias_correction, equalization=equalization,
-                   weight_rounding=weight_rounding)
+                   weight_rounding=weight_rounding, int16_activations=int16_activations, arena_budget=arena_budget)
     result = run_quantize(m, x, opts, where=str(model), data_where=f"calibration data {calibration}")
     out.write_bytes(result.model.SerializeToString())
     _report(result, out)
