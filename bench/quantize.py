@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.quantize [--json bench/quantize.json]
     .venv/bin/python -m bench.quantize --sweep [--out bench/sweep]   # the README's sweep tables
+    .venv/bin/python -m bench.quantize --int16                         # docs/quantize.md's int16 table
 
 With --sweep it runs `mcuc sweep` on the three contract nets (cnn, dwsep, resnet; every policy) and
 on the width-multiplied depthwise-separable builder, on stm32f4-discovery (cycles: the Cortex-M4
@@ -60,14 +61,42 @@ def sweep(out: Path) -> int:
     return 0
 
 
+def int16() -> int:
+    """All-int8 against --int16-activations auto --arena-budget 150%: test-split accuracy and logit
+    error (relative to the float logits' variance), arena for stm32f4-discovery, points chosen."""
+    import numpy as np
+
+    import tests.models as zoo
+    from tests.quantize._helpers import digits_test
+
+    def logit_error(name, model):
+        x, _ = digits_test(name)
+        f = zoo.run_ort(zoo.build(name).model, x)[0].astype(np.float64)
+        return float(np.mean((zoo.run_ort(model, x)[0] - f) ** 2) / np.var(f))
+
+    print("| net | float | all int8 | int8 + int16 | arena B int8 -> int16 | int16 points |")
+    print("|---|---|---|---|---|---|")
+    for name in NETS:
+        r8, r = quantized(name), quantized(name, int16_activations="auto", arena_budget="150%")
+        a = r.arena
+        print(f"| {name} | {100 * float_accuracy(name):.2f} | {100 * accuracy(name, r8.model):.2f} "
+              f"({logit_error(name, r8.model):.2e}) | {100 * accuracy(name, r.model):.2f} ({logit_error(name, r.model):.2e}) | "
+              f"{a['all_int8_bytes']:,} -> {a['arena_bytes']:,} ({100 * a['arena_bytes'] / a['all_int8_bytes']:.0f}%) | "
+              f"{', '.join(r.int16)} |")
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", type=Path, default=REPO / "bench" / "quantize.json")
     ap.add_argument("--sweep", action="store_true", help="run the README's mcuc sweeps and print their tables")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "sweep", help="with --sweep: where the sweeps go")
+    ap.add_argument("--int16", action="store_true", help="print docs/quantize.md's int16-activations table")
     args = ap.parse_args(argv)
     if args.sweep:
         return sweep(args.out)
+    if args.int16:
+        return int16()
     rows = []
     for name in NETS:
         q8 = quantized(name).model
