@@ -78,10 +78,15 @@ class MemoryPlan:
     inplace: set[int]  # steps whose output overwrites an input
     copies: list[tuple[int, int]]  # (output index, value key) copied into the caller's buffer at the end
     buffers: list[Buffer] = field(default_factory=list)
+    greedy_by_size: int = 0  # the arena TFLite Micro's greedy-by-size order alone would give
 
     def report(self) -> dict:
+        # Kernel scratch is part of the lower bound (a step's scratch is live with its tensors);
+        # reported apart so that "arena <= tensor lower bound + scratch" can be read off.
+        scratch = [b.size for b in self.buffers if isinstance(b.key, tuple) and b.key[0] == "scratch"]
         return {"arena_bytes": self.arena_bytes, "lower_bound": self.lower_bound,
-                "sum_of_tensors": self.sum_of_tensors, "alignment": ALIGN, "strategy": self.strategy}
+                "sum_of_tensors": self.sum_of_tensors, "greedy_by_size": self.greedy_by_size,
+                "scratch_max": max(scratch, default=0), "alignment": ALIGN, "strategy": self.strategy}
 
 
 class _Classes:
@@ -191,6 +196,7 @@ def plan(values: dict[int, PValue], steps: list[PStep], outputs: list[int]) -> M
             buffers.append(b)
 
     bound = lower_bound(buffers, end)
+    greedy = place(buffers, None, orders=("greedy_by_size",))[0]
     arena, strategy = place(buffers, bound)
 
     locations: dict[int, Location] = {}
@@ -212,6 +218,7 @@ def plan(values: dict[int, PValue], steps: list[PStep], outputs: list[int]) -> M
         inplace=inplace,
         copies=copies,
         buffers=buffers,
+        greedy_by_size=greedy,
     )
 
 
@@ -234,16 +241,19 @@ _ORDERS = {
 }
 
 
-def place(buffers: list[Buffer], bound: int | None = None) -> tuple[int, str]:
+def place(buffers: list[Buffer], bound: int | None = None, orders=None) -> tuple[int, str]:
     """Give every buffer an offset; returns (arena bytes, strategy used).
 
     Greedy first-fit in several orders (TFLite Micro's by-size among them); when none reaches the
     liveness lower bound ``bound``, a bounded exact search over first-fit candidate offsets tries
     to close the gap (greedy orders place each buffer without looking ahead, e.g. a small
-    bottleneck tensor between two pairs of ping-pong buffers).
+    bottleneck tensor between two pairs of ping-pong buffers). ``orders`` restricts the greedy
+    orders by name (the plan reports TFLite Micro's greedy-by-size figure that way).
     """
     best = None
     for name, key in _ORDERS.items():
+        if orders is not None and name not in orders:
+            continue
         placed: list[Buffer] = []
         offs: dict[int, int] = {}
         for b in sorted(buffers, key=key):
