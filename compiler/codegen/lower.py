@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import McucError
-from ..ir import rounding
+from ..ir import interpreter, rounding
 from ..ir.dtypes import DType
 from ..ir.graph import Graph, Node, Value
 from ..ir.quant import QParams, Requant
@@ -24,10 +24,25 @@ INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
 # Largest |accumulator| a kernel may reach; beyond it int32 accumulation could overflow.
 ACC_LIMIT = INT32_MAX
 # Extra flash (bytes) a model may spend on conv weights stored pre-extended as int16 for DSP
-# kernels (the layout doubles their size). Layers take it in order: earlier layers have more
-# pixels per weight, so more cycles saved per byte. 64 KB keeps VWW's image with its 24 test
-# inputs inside the 1 MB flash of one simulator session.
-PRE_EXTEND_BUDGET = 64 * 1024
+# kernels (the layout doubles their size). Each pre-extended weight byte saves about 1/8 cycle
+# per output pixel it is used for (two SXTB16 per weight word of a 2-pixel x 3-channel block:
+# 27 instead of 30 estimated cycles per 24 MACs), so only layers with at least
+# PRE_EXTEND_MIN_PIXELS output pixels (>= 6 cycles saved per byte) take it, in layer order. On
+# the MLPerf models that is every conv of KWS and IC (IC: 72 KB) and VWW up to its 12x12 layers
+# (8 KB; its 6x6 and 3x3 pointwise layers hold 90% of its weights).
+PRE_EXTEND_BUDGET = 96 * 1024
+PRE_EXTEND_MIN_PIXELS = 48
+# Flash (bytes) a model may spend on 256x256 output tables of 8-bit TFLite adds for the DSP
+# family: the add becomes one lookup per element (~7 estimated cycles instead of ~18 for two
+# operand tables and a requantization). 64 KB each, so only adds of at least ADD_TABLE_MIN
+# elements take one, in layer order: IC's three residual adds fit, the 1 MB flash keeps room for
+# the weights and the test inputs.
+ADD_TABLE_BUDGET = 3 * 64 * 1024
+ADD_TABLE_MIN = 2048
+# Output channels from which the DSP kernels sign-extend a pixel pair once into scratch for all
+# their 2x3 blocks (about 11 cycles per 4 inputs of the pair, 2 saved per block and 4 inputs;
+# measured on the MLPerf layers: 0.2% faster at 16 channels, 3-4% at 32, 5% at 64).
+XE_MIN_CHANNELS = 16
 
 
 @dataclass
@@ -172,6 +187,7 @@ class Lowering:
         # laid out for them. Their portable fallback reads the same layout (mcuc_ld_s8x).
         self.dsp = "cortex-m" in families
         self.pre_extend_left = PRE_EXTEND_BUDGET if self.dsp else 0
+        self.add_table_left = ADD_TABLE_BUDGET if self.dsp else 0
         # Names model.c defines itself (run()'s locals and the model's own symbols).
         self.namer = Namer(reserved={name, "arena", "t0", f"{name}_arena", f"{name}_run", f"{name}_layer_cycles"})
         self.arrays: list[ConstArray] = []
@@ -253,9 +269,20 @@ class Lowering:
             ep.update(mult=_lit(m[0]), shift=_lit(s[0]))
         # Value ranges of the per-channel parameters, for kernels that tell the C compiler (so it
         # can drop the branches of the requantization helpers that never run).
-        ep.update(shift_min=int(s.min()), shift_max=int(s.max()), mult_min=int(m.min()))
+        ep.update(shift_min=int(s.min()), shift_max=int(s.max()), mult_min=int(m.min()),
+                  zp_value=int(node.attrs.get("out_zp", 0)))
         if acc_bound is not None:
             ep["acc_bound"] = int(acc_bound)
+        # The DSP kernels' per-channel requantization as one table of (multiplier, rounding
+        # constant 2^(n-1) + zp 2^n, right shift n) triples, so that an output channel loads three
+        # words instead of deriving them (_dsp.epilogue, mcuc_dsp_rdbpot_c); where its single add
+        # and shift are exact: small accumulators, right shifts 1..21, |zp| <= 255.
+        zp = int(node.attrs.get("out_zp", 0))
+        if (self.dsp and ep["per_channel"] and rq.kind == "dyadic" and acc_bound is not None and acc_bound < 1 << 30
+                and s.max() <= -1 and s.min() >= -21 and abs(zp) <= 255):
+            n = -s
+            c = (1 << (n - 1)) + zp * (1 << n)
+            ep["rq_words"] = [_lit(v) for v in np.stack([m, c, n], axis=1).reshape(-1)]
         return ep
 
     # -- driver ------------------------------------------------------------------------------
@@ -339,12 +366,13 @@ class Lowering:
         if node.attrs.get("layout") != "NHWC":
             _fail(node, "code generation needs the NHWC layout (run the layout pass first); NCHW is not supported")
 
-    def _pre_extended(self, cname, xdt, w, wvals, wzp, o, k):
+    def _pre_extended(self, cname, xdt, w, wvals, wzp, o, k, pixels):
         """(array, loader) of int8 weights pre-extended for the DSP kernels' dot products
         (mcuc_ld_s8x): one load instead of a load and two SXTB16 per weight word, at twice the
-        flash (hence the budget); None where those kernels do not read them."""
+        flash (hence the budget and the minimum of output ``pixels``); None where those kernels
+        do not read them."""
         if not (xdt is DType.INT8 and w.type.dtype is DType.INT8 and k % 4 == 0 and not np.any(wzp != 0)
-                and o * k <= self.pre_extend_left):
+                and pixels >= PRE_EXTEND_MIN_PIXELS and o * k <= self.pre_extend_left):
             return None
         self.pre_extend_left -= o * k
         ext = wvals.reshape(o, k // 4, 4)[:, :, [0, 2, 1, 3]]
@@ -384,7 +412,7 @@ class Lowering:
         if kh == 1 and kw == 1 and grp == 1 and not any((pt, pl, pb, pr)):
             return self._pointwise(node, idx, cname, "conv2d", "1x1", "conv2d_1x1.c.j2", x, w, wvals, wzp, bias, xzp,
                                    rows_shape=(n, oh, ow), src=(h, wd, sh, sw), k=c, o=o)
-        pre = self._pre_extended(cname, xdt, w, wvals, wzp, o, k_total) if grp == 1 else None
+        pre = self._pre_extended(cname, xdt, w, wvals, wzp, o, k_total, n * oh * ow) if grp == 1 else None
         args, ld, has_bias, wz, ep = self._weighted_args(node, cname, x, w, pre, wzp, bias, o, acc_bound)
         common = dict(N=n, H=h, W=wd, C=c, OH=oh, OW=ow, OC=o, KH=kh, KW=kw, SH=sh, SW=sw, DH=dh, DW=dw, PT=pt, PL=pl,
                       XZP=xzp, it=xdt.ctype, ot=node.out.type.dtype.ctype, ld=ld, has_bias=has_bias, wz=wz, ep=ep,
@@ -392,14 +420,49 @@ class Lowering:
         wsfx = "" if w.type.dtype in (DType.INT8, xdt) else "_w" + cdata.SUFFIX[w.type.dtype]
         common["fold"] = self._folded_bias(node, x, wvals, wzp, bias, xzp, kh * kw * cg)
         if grp == c and cg == 1 and o % c == 0:
+            # The DSP kernel's padded one-channel plane (multiplier 1, int8, at most 25 taps, and
+            # not the one-input-channel conv path): arena scratch, so the arena figure counts it.
+            ph = max(h + pt, (oh - 1) * sh + (kh - 1) * dh + 1)
+            pw = max(wd + pl, (ow - 1) * sw + (kw - 1) * dw + 1)
+            plane = ph * pw + 4 if (self.dsp and xdt is DType.INT8 and ld == "mcuc_ld_s8" and wz["kind"] == "none"
+                                    and o == c and kh * kw <= 25 and ph * pw <= 4096
+                                    and not (c == 1 and common["fold"] is not None)) else 0
+            if plane:
+                args.append(Arg("void *scratch", "scratch"))
             return self._layer(node, idx, cname, "conv2d_dw.c.j2", self._fn("conv2d", "dw", node, idx, wsfx), args,
-                               dict(common, M=o // c))
+                               dict(common, M=o // c, PLANE=plane, PH=ph, PW=pw,
+                                    **self._dw_consts(x, w, wvals, wzp, bias, xzp, kh, kw, dw)), scratch=plane)
         col_t = "int16_t" if xmax <= 32767 else "int32_t"
         k = kh * kw * cg
         scratch = 2 * k * (2 if col_t == "int16_t" else 4)
+        # The DSP kernel sign-extends the unfolded pixel pair once (2 x K/2 words before the raw
+        # 2K bytes of the pair) when enough output channels reuse it (XE_MIN_CHANNELS).
+        xe = (self.dsp and xdt is DType.INT8 and ld in ("mcuc_ld_s8", "mcuc_ld_s8x") and wz["kind"] == "none"
+              and common["fold"] is not None and grp == 1 and k % 4 == 0 and o >= XE_MIN_CHANNELS and oh * ow >= 2)
+        if xe:
+            scratch = max(scratch, 6 * k)
         args.append(Arg("void *scratch", "scratch"))
         return self._layer(node, idx, cname, "conv2d_im2col.c.j2", self._fn("conv2d", "im2col", node, idx, wsfx), args,
-                           dict(common, G=grp, CG=cg, OCG=o // grp, K=k, col_t=col_t), scratch=scratch)
+                           dict(common, G=grp, CG=cg, OCG=o // grp, K=k, col_t=col_t, XE=xe), scratch=scratch)
+
+    def _dw_consts(self, x: Value, w: Value, wvals, wzp, bias, xzp: int, kh: int, kw: int, dw: int) -> dict:
+        """Per-channel constants of the DSP depthwise kernel, so that its channel loop loads them
+        instead of deriving them: DWB, the bias with the padding's x_zp * sum(w) folded in; and
+        for 3-wide windows DWP, per channel the kh words (w[ky][2] << 16 | w[ky][0] & 0xFFFF)
+        that SMLAD pairs with SXTB16 of a row word, then the kh middle weights w[ky][1].
+        None of them outside the DSP family, for non-int8 operands or with weight zero points."""
+        if not (self.dsp and x.type.dtype is DType.INT8 and w.type.dtype is DType.INT8 and not np.any(wzp != 0)):
+            return {"DWB": None, "DWP": None}
+        b = (bias if bias.size else np.zeros(len(wvals), np.int64)) - xzp * wvals.sum(axis=1)
+        if np.any(np.abs(b) > INT32_MAX):
+            return {"DWB": None, "DWP": None}
+        dwp = None
+        if kw == 3 and dw == 1:
+            t = wvals.reshape(len(wvals), kh, 3)
+            words = ((t[:, :, 2] & 0xFFFF) << 16) | (t[:, :, 0] & 0xFFFF)
+            words = np.where(words >= 1 << 31, words - (1 << 32), words)
+            dwp = [_lit(v) for v in np.concatenate([words, t[:, :, 1]], axis=1).reshape(-1)]
+        return {"DWB": [_lit(v) for v in b], "DWP": dwp}
 
     @staticmethod
     def _folded_bias(node: Node, x: Value, wvals: np.ndarray, wzp: np.ndarray, bias: np.ndarray, xzp: int, k: int):
@@ -443,18 +506,28 @@ class Lowering:
         wabs = int(np.abs(wvals).max()) if wvals.size else 0
         acc_bound = k * xabs * wabs + k * xabs * int(np.abs(wzp).max()) + int(np.abs(bias_eff).max())
         self._check_acc(node, acc_bound)
-        pre = self._pre_extended(cname, xdt, w, wvals, wzp, o, k) if op == "conv2d" else None
+        pre = self._pre_extended(cname, xdt, w, wvals, wzp, o, k, int(np.prod(rows_shape))) if op == "conv2d" else None
         args, ld, has_bias, wz, ep = self._weighted_args(node, cname, x, w, pre, wzp, bias_eff, o, acc_bound)
         wsfx = "" if w.type.dtype in (DType.INT8, xdt) else "_w" + cdata.SUFFIX[w.type.dtype]
         params = dict(K=k, O=o, it=xdt.ctype, ot=node.out.type.dtype.ctype, ld=ld, has_bias=has_bias, wz=wz, ep=ep,
                       bias_values=[_lit(v) for v in bias_eff])
+        dsp8 = self.dsp and xdt is DType.INT8 and ld in ("mcuc_ld_s8", "mcuc_ld_s8x") and wz["kind"] == "none"
         if op == "conv2d":
             n, oh, ow = rows_shape
             h, wd, sh, sw = src
             params.update(N=n, H=h, W=wd, OH=oh, OW=ow, SH=sh, SW=sw)
+            # The DSP kernel sign-extends each pixel pair once into scratch (2 x K/2 words) when
+            # the rows are whole words and enough output channels reuse them.
+            cols = n * oh * ow if sh == 1 and sw == 1 else ow
+            xe = 4 * k if dsp8 and k % 4 == 0 and k >= 16 and o >= XE_MIN_CHANNELS and cols >= 2 else 0
         else:
             params.update(ROWS=rows_shape)
-        return self._layer(node, idx, cname, template, self._fn(op, variant, node, idx, wsfx), args, params)
+            # The DSP kernel sign-extends a lone (odd) row once into scratch for all its blocks.
+            xe = 8 * (k // 4) if dsp8 and rows_shape % 2 == 1 and k // 4 and 8 * (k // 4) <= 8192 else 0
+        params["XE"] = xe
+        if xe:
+            args.append(Arg("void *scratch", "scratch"))
+        return self._layer(node, idx, cname, template, self._fn(op, variant, node, idx, wsfx), args, params, scratch=xe)
 
     def _op_dense(self, node: Node, idx: int, cname: str) -> Layer:
         if lowbit.applies(node):
@@ -514,18 +587,53 @@ class Lowering:
                           TB=self._add_table(b.type.dtype, p["b_zp"], ls, p["b_mult"], p["b_shift"]),
                           AMIN=_lit(a.type.dtype.qmin), BMIN=_lit(b.type.dtype.qmin))
             template, variant = "add_tflite.c.j2", "tflite"
+            params["LUT"] = self._add_lut(node, cname, args)
         elif mode == "shift":
             ash, bsh, osh = int(p["a_shift"]), int(p["b_shift"]), int(p["out_shift"])
             if not (0 <= ash <= 30 and 0 <= bsh <= 30 and -63 <= osh <= 62):
                 _fail(node, "add shifts out of range")
             wide = (amax << ash) + (bmax << bsh) > INT32_MAX
             params.update(ASH=ash, BSH=bsh, OSH=osh, acc_t="int64_t" if wide else "int32_t",
-                          AS=1 << ash, BS=1 << bsh)
+                          AS=1 << ash, BS=1 << bsh, FAST=self._add_shift_fast(a, b, p, ash, bsh, osh))
             template, variant = "add_shift.c.j2", "shift"
         else:
             _fail(node, f"unknown add mode {mode!r}")
         return self._layer(node, idx, cname, template, self._fn("add", variant, node, idx), args, params,
                            inplace=self._inplace_positions(node))
+
+    def _add_shift_fast(self, a: Value, b: Value, p: dict, ash: int, bsh: int, osh: int) -> dict | None:
+        """Constants of the DSP power-of-two add, all in int32: v = (a << ash) + (b << bsh) + C1
+        (C1 removes both zero points), y = (v + ((v >> osh) & 1) + C2) >> osh with
+        C2 = 2^(osh-1) - 1 + out_zp 2^osh, which is shift_round_half_even(v, osh) + out_zp.
+        None outside the DSP family, for shifts outside 1..24 or operands wider than 8 bits, or
+        when a sum could leave int32."""
+        if not (self.dsp and 1 <= osh <= 24 and a.type.dtype.bits <= 8 and b.type.dtype.bits <= 8):
+            return None
+        c1 = -(int(p["a_zp"]) << ash) - (int(p["b_zp"]) << bsh)
+        c2 = (1 << (osh - 1)) - 1 + int(p["out_zp"]) * (1 << osh)
+        amax = max(abs(a.type.dtype.qmin), abs(a.type.dtype.qmax))
+        bmax = max(abs(b.type.dtype.qmin), abs(b.type.dtype.qmax))
+        if (amax << ash) + (bmax << bsh) + abs(c1) + 1 + abs(c2) > INT32_MAX:
+            return None
+        return {"C1": _lit(c1), "C2": _lit(c2)}
+
+    def _add_lut(self, node: Node, cname: str, args: list[Arg]) -> bool:
+        """The whole 8-bit add as one table of its 65536 outputs, indexed by the operands' bit
+        patterns (b << 8 | a): computed by the reference interpreter itself, so exact by
+        construction. Added as an argument before the output when the budget allows."""
+        a, b = node.inputs
+        dts = (a.type.dtype, b.type.dtype, node.out.type.dtype)
+        if not (all(d in (DType.INT8, DType.UINT8) for d in dts) and node.out.type.size >= ADD_TABLE_MIN
+                and self.add_table_left >= 65536):
+            return False
+        self.add_table_left -= 65536
+        codes = np.arange(256, dtype=np.uint8)
+        ya = codes.view(a.type.dtype.np)[None, :]
+        yb = codes.view(b.type.dtype.np)[:, None]
+        table = np.asarray(interpreter.eval_node(node, [ya, yb]))
+        arr = self.array(cname, "lut", node.out.type.dtype.ctype, table.astype(np.int64))
+        args.insert(2, Arg(f"const {arr.ctype} *lut", "array", arr, arr.ctype))
+        return True
 
     @staticmethod
     def _add_table(dt: DType, zp: int, ls: int, mult: int, shift: int):
@@ -610,8 +718,20 @@ class Lowering:
                       OMAX=_lit(dt.qmax), it=x.type.dtype.ctype, ot=dt.ctype)
         if not 0 <= int(node.attrs["shift"]) <= 62:
             _fail(node, "softmax shift out of range")
+        params["EXP"] = self._softmax_exp(node, x)
         return self._layer(node, idx, cname, "softmax.c.j2", self._fn("softmax", None, node, idx), args, params,
                            inplace=self._inplace_positions(node))
+
+    def _softmax_exp(self, node: Node, x: Value) -> list[str] | None:
+        """For the DSP family and 8-bit inputs: exp of every difference to the row maximum,
+        indexed by -diff, as rounding.softmax_s8 computes it (0 below diff_min, which then gives
+        both a zero contribution to the sum and the output minimum)."""
+        if not self.dsp or x.type.dtype.bits > 8:
+            return None
+        diff = -np.arange(x.type.dtype.qmax - x.type.dtype.qmin + 1, dtype=np.int64)
+        scaled = rounding.srdhm(rounding.sat_i32(diff * (1 << int(node.attrs["shift"]))), int(node.attrs["mult"]))
+        e = rounding.exp_on_negative_values(scaled)
+        return [_lit(v) for v in np.where(diff >= int(node.attrs["diff_min"]), e, 0)]
 
     def _softmax_exact(self, node: Node, idx: int, cname: str, length: int) -> Layer:
         """Probabilities in Q31 from an exp table and one division, then the epilogue."""
