@@ -191,7 +191,13 @@ def model_suite(tmp: Path, names) -> list[dict]:
             "cmsis_cycles": cmsis, "ratio": round(run.cycles / cmsis, 3), "target_ratio": TARGET_MODEL[name],
             "bit_exact_vs_tflm": exact, "flash_bytes": (fl["total_bytes"] or 0) + (fl.get("runtime_bytes") or 0),
             "code_bytes": fl["code_bytes"], "weights_bytes": fl["weights_bytes"],
+            # Start-up, console, timer and the harness around the model (not weights, not kernels).
+            "runtime_bytes": fl.get("runtime_bytes"),
             "arena_bytes": man["memory"]["arena_bytes"],
+            # Liveness lower bound of tensors and kernel scratch (the largest scratch also apart),
+            # TFLite Micro's greedy-by-size arena, and no reuse at all.
+            "arena_lower_bound": man["memory"]["lower_bound"], "scratch_max": man["memory"]["scratch_max"],
+            "arena_tflm_greedy": man["memory"]["greedy_by_size"], "sum_of_tensors": man["memory"]["sum_of_tensors"],
             "profile": dict(sorted(profile.items(), key=lambda kv: -kv[1]["cycles"])),
             "layers": [{"name": lay["name"], "template": info["template"], "macs": info["macs"], "cycles": lay["cycles"]}
                        for lay, info in zip(run.layers, man["layers"])],
@@ -215,6 +221,13 @@ def targets(layers, models) -> list[tuple[str, bool, str]]:
             k = {"kws_pw": 64, "vww_pw1": 8, "vww_pw3": 32, "vww_pw7": 128, "vww_pw13": 256, "ic_sc1x1_s2": 16}[r["layer"]]
             if k >= 32:
                 out.append((f"{r['layer']} pointwise (K={k}) <= 1.3 cyc/MAC", r["cyc_per_mac"] <= 1.3, f"{r['cyc_per_mac']}"))
+    for m in models:
+        out.append((f"{m['model']} arena <= liveness lower bound (tensors + scratch)",
+                    m["arena_bytes"] <= m["arena_lower_bound"], f"{m['arena_bytes']:,} <= {m['arena_lower_bound']:,} B"))
+    for m in models:
+        rt = m["runtime_bytes"]
+        out.append((f"{m['model']} runtime flash beyond weights and kernels <= 2 KB", rt is not None and rt <= 2048,
+                    f"{rt} B"))
     for r in layers:
         if r["layer"] == "ic_add":
             out.append(("int8 add <= 10 cycles/element", r["cyc_per_element"] <= 10, f"{r['cyc_per_element']}"))
@@ -278,11 +291,17 @@ def main(argv=None) -> int:
                   f"{r['cmsis_cycles']:>10,} {str(cper) + unit:>9} {r['ratio']:>6.3f} {'yes' if r['bit_exact'] else 'NO'}")
     if models:
         print(f"\n{'model':<6} {'MACs':>11} {'cycles':>11} {'cyc/MAC':>8} {'CMSIS-NN':>11} {'ratio':>6} {'target':>6} "
-              f"{'flash B':>9} {'code B':>8} {'arena B':>8} exact(y_tflm)")
+              f"{'flash B':>9} {'code B':>8} {'rt B':>6} {'arena B':>8} exact(y_tflm)")
         for m in models:
             print(f"{m['model']:<6} {m['macs']:>11,} {m['cycles']:>11,} {m['cyc_per_mac']:>8} {m['cmsis_cycles']:>11,} "
                   f"{m['ratio']:>6.3f} {m['target_ratio']:>6} {m['flash_bytes']:>9,} {m['code_bytes'] or 0:>8,} "
+                  f"{m['runtime_bytes'] or 0:>6,} "
                   f"{m['arena_bytes']:>8,} {'yes' if m['bit_exact_vs_tflm'] else 'NO'}")
+        print(f"\n{'model':<6} {'arena B':>8} {'bound B':>8} {'scratch':>8} {'TFLM greedy':>11} {'no reuse':>9}   "
+              "(bound: largest live tensors + kernel scratch)")
+        for m in models:
+            print(f"{m['model']:<6} {m['arena_bytes']:>8,} {m['arena_lower_bound']:>8,} {m['scratch_max']:>8,} "
+                  f"{m['arena_tflm_greedy']:>11,} {m['sum_of_tensors']:>9,}")
         print("\nWhere the cycles go (share of each model's cycles, by kernel template):")
         for m in models:
             parts = [f"{k.split('/')[-1].removesuffix('.c.j2')} {v['cycles'] / m['cycles']:.0%}"
