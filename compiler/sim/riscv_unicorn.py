@@ -16,11 +16,11 @@ instruction, which cross-checks the block counts of the rewrite).
 from __future__ import annotations
 
 import ctypes
-import time
 
 from ..errors import McucError
 from . import riscv_cycles
-from .firmware import MARKER, EngineRun, Firmware, last_line
+from .firmware import MARKER, EngineRun, Firmware
+from .unicorn_run import emulate
 
 EXCP_ILLEGAL, EXCP_BREAKPOINT = 2, 3
 SYS_EXIT = 0x18
@@ -160,20 +160,7 @@ def run(fw: Firmware, blob: bytes, *, timeout: float = 300, xpulp_mode: str = "a
     uc.hook_add(unicorn.UC_HOOK_INTR, on_intr)
 
     entry = fw.symbols["mcuc_start"]
-    t0 = time.perf_counter()
-    try:
-        uc.emu_start(entry, 0xFFFFFFFF, timeout=int(timeout * 1e6))
-    except unicorn.UcError as e:
-        text = out.decode("utf-8", "replace")
-        raise McucError(f"unicorn: the firmware crashed ({e}) at pc=0x{uc.reg_read(R.UC_RISCV_REG_PC):08x}; "
-                        f"last output line: {last_line(text)!r}") from None
-    secs = time.perf_counter() - t0
-    text = out.decode("utf-8", "replace")
-    if st["fault"]:
-        raise McucError(f"unicorn: the firmware crashed ({st['fault']}); last output line: {last_line(text)!r}")
-    if st["exit"] is None:
-        raise McucError(f"unicorn: the firmware did not finish within {timeout:.0f} s (hung?); "
-                        f"last output line: {last_line(text)!r}")
+    text, secs = emulate(uc, entry, pc_reg=R.UC_RISCV_REG_PC, out=out, st=st, timeout=timeout)
     return EngineRun(text, insns, cyc, marks, secs)
 
 

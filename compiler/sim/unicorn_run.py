@@ -146,12 +146,22 @@ def run(fw: Firmware, blob: bytes, *, timeout: float = 300) -> EngineRun:
     sp = int.from_bytes(uc.mem_read(vt, 4), "little")
     pc = int.from_bytes(uc.mem_read(vt + 4, 4), "little")
     uc.reg_write(A.UC_ARM_REG_SP, sp)
+    text, secs = emulate(uc, pc | 1, pc_reg=A.UC_ARM_REG_PC, out=out, st=st, timeout=timeout)
+    return EngineRun(text, insns, cyc, marks, secs)
+
+
+def emulate(uc, start: int, *, pc_reg: int, out: bytearray, st: dict, timeout: float) -> tuple[str, float]:
+    """Run ``uc`` from ``start`` until the firmware exits: (console text, seconds). The hooks
+    record a fault in ``st["fault"]`` and the exit status in ``st["exit"]``; a crash, a fault or
+    no exit within ``timeout`` is a one-line McucError quoting the last console line."""
+    import unicorn
+
     t0 = time.perf_counter()
     try:
-        uc.emu_start(pc | 1, 0xFFFFFFFF, timeout=int(timeout * 1e6))
+        uc.emu_start(start, 0xFFFFFFFF, timeout=int(timeout * 1e6))
     except unicorn.UcError as e:
         text = out.decode("utf-8", "replace")
-        raise McucError(f"unicorn: the firmware crashed ({e}) at pc=0x{uc.reg_read(A.UC_ARM_REG_PC):08x}; "
+        raise McucError(f"unicorn: the firmware crashed ({e}) at pc=0x{uc.reg_read(pc_reg):08x}; "
                         f"last output line: {last_line(text)!r}") from None
     secs = time.perf_counter() - t0
     text = out.decode("utf-8", "replace")
@@ -160,4 +170,4 @@ def run(fw: Firmware, blob: bytes, *, timeout: float = 300) -> EngineRun:
     if st["exit"] is None:
         raise McucError(f"unicorn: the firmware did not finish within {timeout:.0f} s (hung?); "
                         f"last output line: {last_line(text)!r}")
-    return EngineRun(text, insns, cyc, marks, secs)
+    return text, secs
