@@ -218,14 +218,15 @@ def render_project(graph: Graph, board: Board, *, model_name: str, model_sha256:
         layer_names=[f'"{c["layer"]}"' for c in calls]).encode()
 
     rt = resources.runtime_dir()
-    # Runtime headers a family's kernels include beyond the common ones (e.g. mcuc_xpulp.h).
-    included = re.findall(r'#include "(mcuc_[a-z0-9_]+\.h)"', files[kernels_c].decode())
+    files[HARNESS] = (rt / "harness" / "main.c").read_bytes()
+    files[PORT] = _port_source(families).read_bytes()
+    # Runtime headers a family's kernels or port layer include beyond the common ones (e.g.
+    # mcuc_xpulp.h, mcuc_port_blob.h).
+    included = re.findall(r'#include "(mcuc_[a-z0-9_]+\.h)"', (files[kernels_c] + files[PORT]).decode())
     runtime_headers = RUNTIME_HEADERS + tuple(sorted(
         {h for h in included if h not in RUNTIME_HEADERS and (rt / "include" / h).is_file()}))
     for h in runtime_headers:
         files[h] = (rt / "include" / h).read_bytes()
-    files[HARNESS] = (rt / "harness" / "main.c").read_bytes()
-    files[PORT] = _port_source(families).read_bytes()
 
     target = board.toolchain.target.format(model=model)
     sources = [f"{model}.c", kernels_c, HARNESS, PORT]
