@@ -180,14 +180,17 @@ def collapse(out_shape, in_shapes, *, keep_last: bool = False, rank: int = 4):
 
 
 class Lowering:
-    def __init__(self, graph: Graph, name: str, *, families=()):
+    def __init__(self, graph: Graph, name: str, *, families=(), flash_bytes: int | None = None):
         self.g = graph
         self.name = name
         # The cortex-m family's kernels are the Armv7E-M DSP kernels (SXTB16/SMLAD): weights
         # laid out for them. Their portable fallback reads the same layout (mcuc_ld_s8x).
         self.dsp = "cortex-m" in families
-        self.pre_extend_left = PRE_EXTEND_BUDGET if self.dsp else 0
-        self.add_table_left = ADD_TABLE_BUDGET if self.dsp else 0
+        # Flash spent for speed stays a bounded share of the board's flash (1/8 for pre-extended
+        # weights, 1/4 for add tables), so that a small part keeps room for the model itself.
+        flash = flash_bytes if flash_bytes else 1 << 62
+        self.pre_extend_left = min(PRE_EXTEND_BUDGET, flash // 8) if self.dsp else 0
+        self.add_table_left = min(ADD_TABLE_BUDGET, flash // 4) if self.dsp else 0
         # Names model.c defines itself (run()'s locals and the model's own symbols).
         self.namer = Namer(reserved={name, "arena", "t0", f"{name}_arena", f"{name}_run", f"{name}_layer_cycles"})
         self.arrays: list[ConstArray] = []
@@ -904,7 +907,8 @@ class Lowering:
         return self._layer(node, idx, cname, "pad.c.j2", self._fn("pad", None, node, idx), args, params)
 
 
-def lower(graph: Graph, name: str, *, families=()) -> Program:
+def lower(graph: Graph, name: str, *, families=(), flash_bytes: int | None = None) -> Program:
     """``families`` (the board's template families, never its name) choose weight layouts that
-    the family's kernels read faster."""
-    return Lowering(graph, name, families=families).run()
+    the family's kernels read faster; ``flash_bytes`` (the board's flash) bounds the flash they
+    may spend on speed."""
+    return Lowering(graph, name, families=families, flash_bytes=flash_bytes).run()

@@ -121,7 +121,7 @@ def render_project(graph: Graph, board: Board, *, model_name: str, model_sha256:
     """All files of the project as bytes, and the manifest without its timestamp."""
     model = model_ident(model_name)
     families = board.families
-    prog = lower(graph, model, families=families)
+    prog = lower(graph, model, families=families, flash_bytes=sum(m.size for m in board.memory("flash")) or None)
     if not prog.outputs:
         raise McucError("the graph has no outputs")
     values, steps = _planner_input(prog)

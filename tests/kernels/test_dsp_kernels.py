@@ -307,3 +307,16 @@ def test_pre_extended_pointwise_weights_read_back(tmp_path):
     assert r.returncode == 0, r.stderr
     got = [int(v) for v in subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.split()]
     assert got == [int(v) for v in w]
+
+
+def test_flash_spent_for_speed_is_bounded_by_the_board_flash():
+    """Whole-add tables (64 KB each) and pre-extended weights are a share of the board's flash:
+    a 1 MB part takes the add table, a 128 KB part (a quarter is 32 KB) keeps the operand tables."""
+    from compiler.codegen.lower import lower
+
+    b = Builder(3, "budget")
+    b.out(b.add(b.inp((1, 16, 16, 8)), b.inp((1, 16, 16, 8)), "tflite", (1, 16, 16, 8)))
+    fam = ["cortex-m", "generic"]
+    big = next(l for l in lower(b.g, "budget", families=fam, flash_bytes=1 << 20).layers if l.node.op == "add")
+    small = next(l for l in lower(b.g, "budget", families=fam, flash_bytes=128 << 10).layers if l.node.op == "add")
+    assert big.params["LUT"] and not small.params["LUT"]
