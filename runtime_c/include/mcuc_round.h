@@ -202,6 +202,29 @@ static inline int32_t mcuc_out_none(int64_t acc, int32_t lo, int32_t hi)
     return (int32_t)mcuc_saturate(acc, lo, hi);
 }
 
+/* mcuc_requantize_dyadic(a, m, -n) + zp, unclamped, for |a| < 2^28, 0 <= m <= INT32_MAX,
+ * 1 <= n <= 21 and |zp| <= 255, given s = n + 1 and d = 2^n + zp 2^(n+1) + 1 (per-channel table
+ * constants). For cores without a one-instruction 32x32->64 multiply (RV32: mul + mulh): 4a fits
+ * int32, so the high word alone is h = floor(a m / 2^30), and srdhm's floor((a m + 2^30) / 2^31)
+ * is v = floor((h + 1) / 2) (h + 1 is an integer: the dropped fraction cannot reach the next
+ * half). rdbpot(v, n) + zp = floor((v + 2^(n-1) - (v < 0) + zp 2^n) / 2^n), and nested floors
+ * by 2 and 2^n are one floor by 2^(n+1): floor((h + d - 2 (v < 0)) / 2^s), where v < 0 exactly
+ * when h < -1. |h| < 2^29 and |d| < 2^30 keep the sum inside int32. No branch. */
+static inline int32_t mcuc_dyadic_zp_small(int32_t a, int32_t m, int s, int32_t d)
+{
+    const int32_t h = (int32_t)mcuc_asr64((int64_t)(a * 4) * m, 32);
+    return mcuc_asr32(h + d - 2 * (h < -1), s);
+}
+
+/* mcuc_dyadic_zp_small for outputs then clamped to a lower bound lo >= zp (a fused ReLU): the
+ * (v < 0) step is dropped. It only changes results with v < 0, where both forms are <= zp and the
+ * clamp makes them lo. Same bounds. */
+static inline int32_t mcuc_dyadic_zp_small_relu(int32_t a, int32_t m, int s, int32_t d)
+{
+    const int32_t h = (int32_t)mcuc_asr64((int64_t)(a * 4) * m, 32);
+    return mcuc_asr32(h + d, s);
+}
+
 /* ---- division with rounding (average pooling) --------------------------------------------- */
 
 /* x / n, n > 0, ties away from zero (rounding.round_div mode 'away'). */

@@ -180,3 +180,80 @@ def test_header_portable_shifts_match_python(cc, tmp_path, vectors):
 def test_vector_set_covers_every_function(vectors):
     _, expected = vectors
     assert {fid for fid, _, _ in expected} == set(range(17))
+
+
+
+def _dyadic_zp_small_rows() -> np.ndarray:
+    """(a, m, n, zp) over the legal ranges of mcuc_dyadic_zp_small (|a| < 2^28,
+    0 <= m <= INT32_MAX, n in 1..21, |zp| <= 255): range ends crossed with every n, ties of the
+    srdhm and rdbpot roundings, and random values."""
+    rng = np.random.default_rng(29)
+    amax = (1 << 28) - 1
+    a_edge = [-amax, -amax + 1, -(1 << 27), -65536, -1000, -3, -2, -1, 0, 1, 2, 3, 1000, 65536, 1 << 27, amax - 1, amax]
+    m_edge = [0, 1, 2, 1 << 30, (1 << 30) + 1, MAX - 1, MAX]
+    rows = [(a, m, n, zp) for a in a_edge for m in m_edge for n in range(1, 22) for zp in (-255, -128, 0, 5, 255)]
+    k = 40000
+    a = np.concatenate([rng.integers(-amax, amax, k, endpoint=True), rng.integers(-5000, 5000, k)])
+    m = np.concatenate([rng.integers(0, MAX, k, endpoint=True), rng.integers(1 << 30, MAX, k, endpoint=True)])
+    n = rng.integers(1, 21, 2 * k, endpoint=True)
+    zp = rng.integers(-255, 255, 2 * k, endpoint=True)
+    rows += list(zip(a.tolist(), m.tolist(), n.tolist(), zp.tolist()))
+    # With m = 2^30, srdhm(a, m) = a / 2 rounded half away from zero (odd a: an srdhm tie), and
+    # a around 2 (2j + 1) 2^(n-1) puts that result on and next to an rdbpot tie.
+    for nn in range(1, 22):
+        for j in (-3, -2, -1, 0, 1, 2):
+            v = (2 * j + 1) << (nn - 1)
+            for dv in (-1, 0, 1):
+                for aa in (2 * (v + dv) - 1, 2 * (v + dv), 2 * (v + dv) + 1):
+                    if abs(aa) < 1 << 28:
+                        rows += [(aa, 1 << 30, nn, 0), (aa, 1 << 30, nn, -200), (aa, 1 << 30, nn, 255)]
+    return np.array(rows, np.int64)
+
+
+DYADIC_ZP_DRIVER = r"""
+#include <stdio.h>
+#include <stdint.h>
+#include "mcuc_round.h"
+int main(void)
+{
+    long long a, m, s, d;
+    while (scanf("%lld %lld %lld %lld", &a, &m, &s, &d) == 4) {
+        printf("%ld %ld\n", (long)mcuc_dyadic_zp_small((int32_t)a, (int32_t)m, (int)s, (int32_t)d),
+               (long)mcuc_dyadic_zp_small_relu((int32_t)a, (int32_t)m, (int)s, (int32_t)d));
+    }
+    return 0;
+}
+"""
+
+
+@pytest.mark.parametrize("cc", compilers())
+def test_dyadic_zp_small_matches_python(cc, tmp_path):
+    """The branch-free requantization of the RISC-V kernels: mcuc_dyadic_zp_small equals
+    rounding.rdbpot(rounding.srdhm(a, m), n) + zp on its legal ranges, and
+    mcuc_dyadic_zp_small_relu equals it once both are clamped to [lo, hi] with lo >= zp (checked
+    for lo = zp and lo = zp + 1); table constants as lowering computes them (s = n + 1,
+    d = 2^n + zp 2^(n+1) + 1). Under sanitizers where they work, optimized otherwise."""
+    rows = _dyadic_zp_small_rows()
+    a, m, n, zp = rows.T
+    ref = np.asarray(R.rdbpot(R.srdhm(a, m), n), np.int64) + zp
+    d = (1 << n) + zp * (1 << (n + 1)) + 1
+    text = "\n".join(f"{x} {y} {s} {c}" for x, y, s, c in zip(a.tolist(), m.tolist(), (n + 1).tolist(), d.tolist())) + "\n"
+    src = tmp_path / "dzp.c"
+    src.write_text(DYADIC_ZP_DRIVER)
+    exe = tmp_path / "dzp"
+    flags = STRICT + (SANITIZE if sanitizers_work(cc) else ["-O3"])
+    inc = resources.runtime_dir() / "include"
+    r = subprocess.run([cc, *flags, "-O2", f"-I{inc}", str(src), "-o", str(exe)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    p = subprocess.run([str(exe)], input=text, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    got = np.array(p.stdout.split(), np.int64).reshape(-1, 2)
+    assert got.shape == (len(rows), 2)
+    bad = np.flatnonzero(got[:, 0] != ref)
+    assert bad.size == 0, f"{bad.size} mismatches, first (a, m, n, zp): {rows[bad[:5]].tolist()}"
+    # The ReLU form differs where v < 0 (so it must be exercised), never after the clamp.
+    assert np.any(got[:, 1] != ref)
+    for lo in (zp, zp + 1):
+        clamp_ref, clamp_got = np.clip(ref, lo, 127 + 255), np.clip(got[:, 1], lo, 127 + 255)
+        bad = np.flatnonzero(clamp_got != clamp_ref)
+        assert bad.size == 0, f"relu: {bad.size} mismatches, first (a, m, n, zp): {rows[bad[:5]].tolist()}"
