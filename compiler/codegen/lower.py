@@ -186,6 +186,8 @@ class Lowering:
         # The cortex-m family's kernels are the Armv7E-M DSP kernels (SXTB16/SMLAD): weights
         # laid out for them. Their portable fallback reads the same layout (mcuc_ld_s8x).
         self.dsp = "cortex-m" in families
+        # The RISC-V kernels requantize through a table of per-channel constants (rv_rq below).
+        self.riscv = "riscv" in families
         # Flash spent for speed stays a bounded share of the board's flash (1/8 for pre-extended
         # weights, 1/4 for add tables), so that a small part keeps room for the model itself.
         flash = flash_bytes if flash_bytes else 1 << 62
@@ -286,6 +288,18 @@ class Lowering:
             n = -s
             c = (1 << (n - 1)) + zp * (1 << n)
             ep["rq_words"] = [_lit(v) for v in np.stack([m, c, n], axis=1).reshape(-1)]
+        # The RISC-V kernels' branch-free requantization (mcuc_round.h mcuc_dyadic_zp_small, no
+        # 64-bit product): (multiplier, 2^n + zp 2^(n+1) + 1, n + 1) per channel (a single triple
+        # per tensor), where its bounds hold: |acc| < 2^28, right shifts n = 1..21, |zp| <= 255.
+        if (self.riscv and rq.kind == "dyadic" and acc_bound is not None and acc_bound < 1 << 28
+                and s.max() <= -1 and s.min() >= -21 and abs(zp) <= 255):
+            pc = ep["per_channel"]
+            mk = np.broadcast_to(m, (channels,)) if pc else m[:1]
+            n = np.broadcast_to(-s, (channels,)) if pc else -s[:1]
+            d = (1 << n) + zp * (1 << (n + 1)) + 1
+            ep["rv_rq"] = [_lit(v) for v in np.stack([mk, d, n + 1], axis=1).reshape(-1)]
+            # A lower clamp at or above the zero point (fused ReLU) lets the kernels drop a step.
+            ep["rv_relu"] = lo >= zp
         return ep
 
     # -- driver ------------------------------------------------------------------------------
@@ -430,6 +444,11 @@ class Lowering:
             plane = ph * pw + 4 if (self.dsp and xdt is DType.INT8 and ld == "mcuc_ld_s8" and wz["kind"] == "none"
                                     and o == c and kh * kw <= 25 and ph * pw <= 4096
                                     and not (c == 1 and common["fold"] is not None)) else 0
+            # The RISC-V kernel's padded plane (templates/riscv/conv2d_dw.c.j2): one input channel
+            # at a time, padding as the input zero point, so no output pixel needs bounds checks.
+            if (self.riscv and xdt is DType.INT8 and ld == "mcuc_ld_s8" and wz["kind"] == "none" and o <= 256
+                    and (o == c or c == 1) and ph * pw <= 4096):
+                plane = ph * pw + 4
             if plane:
                 args.append(Arg("void *scratch", "scratch"))
             return self._layer(node, idx, cname, "conv2d_dw.c.j2", self._fn("conv2d", "dw", node, idx, wsfx), args,
