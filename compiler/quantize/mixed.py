@@ -51,16 +51,23 @@ def weights_flash(model: onnx.ModelProto) -> int:
                .manifest["flash"]["weights_bytes"])
 
 
+def parse_amount(budget, all8: int, *, option: str, unit: str, example: str) -> int:
+    """A budget given as an amount (``unit``, e.g. "12000" or "5e4") or as a percentage of the
+    all-int8 model's figure ``all8`` (e.g. "60%"); a one-line error naming ``option`` otherwise."""
+    if not isinstance(budget, str):
+        return int(budget)
+    text = budget.strip()
+    try:
+        if text.endswith("%"):
+            return int(all8 * float(text[:-1]) / 100.0)
+        return int(float(text))
+    except ValueError:
+        raise McucError(f"{option} {budget!r}: expected {unit} (e.g. {example}) or a percentage of the all-int8 "
+                        "model's (e.g. 60%)") from None
+
+
 def parse_budget(budget, all8: int) -> int:
-    if isinstance(budget, str):
-        text = budget.strip()
-        try:
-            if text.endswith("%"):
-                return int(all8 * float(text[:-1]) / 100.0)
-            return int(text)
-        except ValueError:
-            raise McucError(f"--flash-budget {budget!r}: expected bytes (e.g. 12000) or a percentage (e.g. 60%)") from None
-    return int(budget)
+    return parse_amount(budget, all8, option="--flash-budget", unit="bytes", example="12000")
 
 
 def _layer_bytes(sess: Session, layer, c: Choice) -> int:
@@ -108,16 +115,7 @@ def _solve(names, costs, sens, budget, allowed, cyc=None, cyc_budget=float("inf"
 
 
 def parse_cycles(budget, all8: int) -> int:
-    if isinstance(budget, str):
-        text = budget.strip()
-        try:
-            if text.endswith("%"):
-                return int(all8 * float(text[:-1]) / 100.0)
-            return int(float(text))
-        except ValueError:
-            raise McucError(f"--cycle-budget {budget!r}: expected cycles (e.g. 250000) or a percentage of the "
-                            "all-int8 model's (e.g. 110%)") from None
-    return int(budget)
+    return parse_amount(budget, all8, option="--cycle-budget", unit="cycles", example="250000")
 
 
 def _cycle_costs(sess: Session, names: list[str], board: str):

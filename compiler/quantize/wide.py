@@ -29,6 +29,7 @@ import onnx
 
 from ..errors import McucError
 from .graph import ACTIVATION, Net
+from .mixed import parse_amount
 from .ptq import Result, Session
 
 
@@ -51,16 +52,7 @@ def arena_bytes(model: onnx.ModelProto, board: str) -> int:
 
 
 def parse_arena_budget(budget, all8: int) -> int:
-    if isinstance(budget, str):
-        text = budget.strip()
-        try:
-            if text.endswith("%"):
-                return int(all8 * float(text[:-1]) / 100.0)
-            return int(text)
-        except ValueError:
-            raise McucError(f"--arena-budget {budget!r}: expected bytes (e.g. 6000) or a percentage of the all-int8 "
-                            "arena (e.g. 150%)") from None
-    return int(budget)
+    return parse_amount(budget, all8, option="--arena-budget", unit="bytes", example="6000")
 
 
 def point_names(net: Net) -> dict[str, str]:
