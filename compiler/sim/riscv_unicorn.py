@@ -20,7 +20,7 @@ import ctypes
 from ..errors import McucError
 from . import riscv_cycles
 from .firmware import MARKER, EngineRun, Firmware
-from .unicorn_run import emulate
+from .unicorn_run import emulate, map_and_load
 
 EXCP_ILLEGAL, EXCP_BREAKPOINT = 2, 3
 SYS_EXIT = 0x18
@@ -42,16 +42,10 @@ def _page(v: int, up: bool = False) -> int:
 def setup(fw: Firmware):
     """A Unicorn RV32 machine with the firmware loaded (no blob, no hooks): (uc, code regions)."""
     import unicorn
-    from elftools.elf.elffile import ELFFile
 
     u = fw.board.simulators.unicorn
     uc = unicorn.Uc(unicorn.UC_ARCH_RISCV, unicorn.UC_MODE_RISCV32)
-    for m in u.memory_map:
-        uc.mem_map(_page(m.origin), _page(m.size, up=True))
-    with open(fw.elf, "rb") as f:
-        for seg in ELFFile(f).iter_segments():
-            if seg["p_type"] == "PT_LOAD" and seg["p_filesz"]:
-                uc.mem_write(seg["p_paddr"], seg.data())
+    map_and_load(uc, u.memory_map, fw.elf)
     return uc, riscv_cycles.code_of(fw.elf)
 
 

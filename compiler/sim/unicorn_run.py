@@ -43,7 +43,6 @@ def _page(v: int, up: bool = False) -> int:
 
 def run(fw: Firmware, blob: bytes, *, timeout: float = 300) -> EngineRun:
     import unicorn
-    from elftools.elf.elffile import ELFFile
     from unicorn import arm_const as A
 
     from . import riscv_unicorn
@@ -58,12 +57,7 @@ def run(fw: Firmware, blob: bytes, *, timeout: float = 300) -> EngineRun:
         raise McucError(f"board {fw.board.name!r}: Unicorn needs the console's base, data_offset and status_offset")
     uc = unicorn.Uc(unicorn.UC_ARCH_ARM, unicorn.UC_MODE_THUMB | unicorn.UC_MODE_MCLASS)
     uc.ctl_set_cpu_model(A.UC_CPU_ARM_CORTEX_M4)
-    for m in u.memory_map:
-        uc.mem_map(_page(m.origin), _page(m.size, up=True))
-    with open(fw.elf, "rb") as f:
-        for seg in ELFFile(f).iter_segments():
-            if seg["p_type"] == "PT_LOAD" and seg["p_filesz"]:
-                uc.mem_write(seg["p_paddr"], seg.data())
+    map_and_load(uc, u.memory_map, fw.elf)
     uc.mem_write(fw.symbols["mcuc_input_blob"], blob)
 
     model = cycles.load_model()
@@ -148,6 +142,19 @@ def run(fw: Firmware, blob: bytes, *, timeout: float = 300) -> EngineRun:
     uc.reg_write(A.UC_ARM_REG_SP, sp)
     text, secs = emulate(uc, pc | 1, pc_reg=A.UC_ARM_REG_PC, out=out, st=st, timeout=timeout)
     return EngineRun(text, insns, cyc, marks, secs)
+
+
+def map_and_load(uc, memory_map, elf) -> None:
+    """Map the board's memories (page-aligned) and write the ELF's loadable segments at their
+    load addresses, as a flash programmer would."""
+    from elftools.elf.elffile import ELFFile
+
+    for m in memory_map:
+        uc.mem_map(_page(m.origin), _page(m.size, up=True))
+    with open(elf, "rb") as f:
+        for seg in ELFFile(f).iter_segments():
+            if seg["p_type"] == "PT_LOAD" and seg["p_filesz"]:
+                uc.mem_write(seg["p_paddr"], seg.data())
 
 
 def emulate(uc, start: int, *, pc_reg: int, out: bytearray, st: dict, timeout: float) -> tuple[str, float]:
