@@ -9,7 +9,6 @@ identical.
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 import tests.models as zoo
